@@ -162,6 +162,9 @@ typedef struct ingestd_host_type_ {
    * timer_stop frees the timer; the host frees remaining ones after destroy. */
   ingestd_timer_t *(*timer_start)(ingestd_instance_t *inst, uint64_t timeout_ms,
                                   uint64_t repeat_ms, ingestd_timer_cb cb, void *arg);
+  /* Re-arms a timer (also one that fired and stopped). Timers live until
+   * timer_stop, one-shot ones too. */
+  void (*timer_restart)(ingestd_timer_t *timer, uint64_t timeout_ms, uint64_t repeat_ms);
   void (*timer_stop)(ingestd_timer_t *timer);
   uint64_t (*now_ms)(ingestd_instance_t *inst); /* monotonic, loop time */
   int64_t (*wall_ms)(void);                     /* epoch milliseconds */
@@ -176,6 +179,7 @@ typedef struct ingestd_host_type_ {
   /* Records. A record is a JSON object; values are borrowed from it and live
    * until the record is modified or released. */
   const char *(*record_tag)(const ingestd_record_t *rec); /* borrowed */
+  int64_t (*record_received_ms)(const ingestd_record_t *rec); /* epoch ms the request arrived */
   const ingestd_value_t *(*record_root)(const ingestd_record_t *rec);
   const ingestd_value_t *(*record_get)(const ingestd_record_t *rec, const char *path);
   /* Setters create intermediate objects; they return 0 or -1 when a path

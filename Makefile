@@ -1,0 +1,36 @@
+# Thin wrapper around CMake. The two commands that matter:
+#   make run    install what is missing, build Release, run on conf.d/ingestd.toml
+#   make test   install what is missing, build with ASan+UBSan, run every test
+BUILD ?= build
+BUILD_TEST ?= build-test
+JOBS ?= $(shell nproc)
+CONFIG ?= conf.d/ingestd.toml
+
+.PHONY: all deps build run test check-config format clean
+
+all: build
+
+deps:
+	@packaging/install-deps
+
+build: deps
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DINGESTD_TESTS=OFF
+	cmake --build $(BUILD)
+
+run: build
+	$(BUILD)/ingestd -c $(CONFIG) --plugins-dir $(BUILD)/plugins
+
+check-config: build
+	$(BUILD)/ingestd -t -c $(CONFIG) --plugins-dir $(BUILD)/plugins
+
+test: deps
+	cmake -S . -B $(BUILD_TEST) -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+	  -DCMAKE_C_FLAGS_DEBUG="-g -O1" -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" -DINGESTD_SANITIZE=ON
+	cmake --build $(BUILD_TEST)
+	ctest --test-dir $(BUILD_TEST) --output-on-failure -j $(JOBS)
+
+format:
+	git ls-files '*.cc' '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) $(BUILD_TEST)

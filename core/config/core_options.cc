@@ -1,0 +1,150 @@
+// The core's option tables: [service], [listeners.*], the rows every input,
+// filter and output has, and [[routes]]. The single source for validation,
+// defaults, `ingestd --list-plugins -v` and ingestd.conf(5).
+#include "config/config.h"
+
+namespace ingestd::config {
+
+namespace {
+
+constexpr uint32_t kRequired = INGESTD_OPT_REQUIRED;
+constexpr uint32_t kReload = INGESTD_OPT_RELOADABLE;
+// min > max: no range check.
+constexpr double kNoMin = 1;
+constexpr double kNoMax = 0;
+constexpr double kSizeMax = 1099511627776.0 * 1024;  // 1 PiB: any sane size
+
+constexpr ingestd_option_t kService[] = {
+    {"workers", INGESTD_OPT_INT, "0", 0, nullptr, 0, 256,
+     "Worker threads, each with its own loop and listeners; 0 means one per CPU core"},
+    {"admin", INGESTD_OPT_STRING, "127.0.0.1:2020", 0, nullptr, kNoMin, kNoMax,
+     "host:port of the admin endpoint (/healthz, /readyz, /metrics); \"\" disables it"},
+    {"storage_dir", INGESTD_OPT_STRING, "/var/lib/ingestd", 0, nullptr, kNoMin, kNoMax,
+     "Directory for disk-buffered output queues"},
+    {"shutdown_timeout", INGESTD_OPT_DURATION, "10s", kReload, nullptr, 0, 86400000,
+     "How long SIGTERM waits for queues to drain before exiting"},
+    {"watch_config", INGESTD_OPT_BOOL, "false", kReload, nullptr, kNoMin, kNoMax,
+     "Reload automatically when a config file changes, as on SIGHUP"},
+    {"plugins_dir", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
+     "Directory to load plugins from instead of the built-in one"},
+    {"log_level", INGESTD_OPT_ENUM, "info", kReload, "error|warn|info|debug", kNoMin, kNoMax,
+     "Least severe log messages written to stderr"},
+};
+
+constexpr ingestd_option_t kListener[] = {
+    {"listen", INGESTD_OPT_STRING, nullptr, kRequired, nullptr, kNoMin, kNoMax,
+     "Address to accept HTTP on: \"0.0.0.0:8080\", \"[::1]:8080\" or \"localhost:8080\""},
+    {"api_keys_file", INGESTD_OPT_STRING, nullptr, kReload, nullptr, kNoMin, kNoMax,
+     "File of accepted API keys, one per line; unset means no key is required"},
+    {"api_key_header", INGESTD_OPT_STRING, "x-api-key", kReload, nullptr, kNoMin, kNoMax,
+     "Request header that carries the API key"},
+    {"max_body", INGESTD_OPT_SIZE, "1MiB", kReload, nullptr, 1, kSizeMax,
+     "Largest request body accepted as sent (413 above it)"},
+    {"max_body_decompressed", INGESTD_OPT_SIZE, "8MiB", kReload, nullptr, 1, kSizeMax,
+     "Largest request body accepted after gzip decompression (413 above it)"},
+    {"max_header", INGESTD_OPT_SIZE, "16KiB", kReload, nullptr, 1, kSizeMax,
+     "Largest total size of the request line and headers (431 above it)"},
+    {"header_timeout", INGESTD_OPT_DURATION, "10s", kReload, nullptr, 1, 3600000,
+     "Time allowed to receive the request headers (408 after it)"},
+    {"body_timeout", INGESTD_OPT_DURATION, "30s", kReload, nullptr, 1, 3600000,
+     "Time allowed to receive the request body (408 after it)"},
+    {"idle_timeout", INGESTD_OPT_DURATION, "60s", kReload, nullptr, 1, 86400000,
+     "How long an idle keep-alive connection stays open"},
+    {"max_connections", INGESTD_OPT_INT, "10000", kReload, nullptr, 1, 1000000,
+     "Open connections per worker; further ones wait in the accept queue"},
+    {"trusted_proxies", INGESTD_OPT_STRING_LIST, "[]", kReload, nullptr, kNoMin, kNoMax,
+     "CIDRs of proxies whose X-Forwarded-For header is believed"},
+    {"content_types", INGESTD_OPT_STRING_LIST,
+     "[\"application/json\", \"application/x-ndjson\", \"text/plain\", "
+     "\"application/x-www-form-urlencoded\"]",
+     kReload, nullptr, kNoMin, kNoMax,
+     "Media types a request body may declare (415 otherwise); the body is parsed as JSON "
+     "whatever it says, so curl -d works; [] accepts any"},
+};
+
+constexpr ingestd_option_t kInput[] = {
+    {"plugin", INGESTD_OPT_STRING, nullptr, kRequired, nullptr, kNoMin, kNoMax,
+     "Input plugin that validates and shapes the records (in_NAME.so)"},
+    {"listener", INGESTD_OPT_STRING, nullptr, kRequired | kReload, nullptr, kNoMin, kNoMax,
+     "Name of the [listeners.NAME] section this input is served on"},
+    {"path", INGESTD_OPT_STRING, nullptr, kRequired | kReload, nullptr, kNoMin, kNoMax,
+     "URL path that POST requests are sent to, starting with '/'"},
+    {"tag", INGESTD_OPT_STRING, nullptr, kReload, nullptr, kNoMin, kNoMax,
+     "Tag given to the records, matched by routes; defaults to the input's name"},
+};
+
+constexpr ingestd_option_t kFilter[] = {
+    {"plugin", INGESTD_OPT_STRING, nullptr, kRequired, nullptr, kNoMin, kNoMax,
+     "Filter plugin that modifies or drops records (filter_NAME.so)"},
+};
+
+constexpr ingestd_option_t kOutput[] = {
+    {"plugin", INGESTD_OPT_STRING, nullptr, kRequired, nullptr, kNoMin, kNoMax,
+     "Output plugin that delivers the batches (out_NAME.so)"},
+    {"buffer", INGESTD_OPT_ENUM, "memory", 0, "memory|disk", kNoMin, kNoMax,
+     "Where the queue lives: memory, or disk to survive crashes and restarts"},
+    {"max_memory", INGESTD_OPT_SIZE, "64MiB", kReload, nullptr, 1, kSizeMax,
+     "Most record bytes queued in memory before requests get 503"},
+    {"max_records", INGESTD_OPT_INT, "100000", kReload, nullptr, 1, 1e12,
+     "Most records queued before requests get 503"},
+    {"max_disk", INGESTD_OPT_SIZE, "1GiB", kReload, nullptr, 1, kSizeMax,
+     "Most bytes the disk queue may use under storage_dir"},
+    {"batch_max_records", INGESTD_OPT_INT, "500", kReload, nullptr, 1, 1000000,
+     "Most records handed to the plugin in one batch"},
+    {"batch_max_bytes", INGESTD_OPT_SIZE, "4MiB", kReload, nullptr, 1, kSizeMax,
+     "Most record bytes handed to the plugin in one batch"},
+    {"flush_interval", INGESTD_OPT_DURATION, "1s", kReload, nullptr, 1, 3600000,
+     "Longest time a record waits for its batch to fill"},
+    {"max_inflight", INGESTD_OPT_INT, "1", kReload, nullptr, 1, 1024,
+     "Batches being sent at the same time, per worker"},
+    {"retry_initial", INGESTD_OPT_DURATION, "100ms", kReload, nullptr, 1, 3600000,
+     "First retry delay; it doubles, with jitter, up to retry_max"},
+    {"retry_max", INGESTD_OPT_DURATION, "30s", kReload, nullptr, 1, 86400000,
+     "Longest delay between two retries"},
+    {"max_attempts", INGESTD_OPT_INT, "0", kReload, nullptr, 0, 1000000,
+     "Attempts before a record goes to the dead-letter file; 0 retries forever"},
+};
+
+constexpr ingestd_option_t kRoute[] = {
+    {"match", INGESTD_OPT_STRING, nullptr, kRequired, nullptr, kNoMin, kNoMax,
+     "Glob over record tags (input names) that this route takes"},
+    {"filters", INGESTD_OPT_STRING_LIST, "[]", 0, nullptr, kNoMin, kNoMax,
+     "Names of [filters.NAME] sections applied in order"},
+    {"to", INGESTD_OPT_STRING_LIST, nullptr, kRequired, nullptr, kNoMin, kNoMax,
+     "Names of the [outputs.NAME] sections the records are queued for"},
+};
+
+}  // namespace
+
+std::span<const ingestd_option_t> service_options() {
+  return kService;
+}
+std::span<const ingestd_option_t> listener_options() {
+  return kListener;
+}
+std::span<const ingestd_option_t> input_options() {
+  return kInput;
+}
+std::span<const ingestd_option_t> filter_options() {
+  return kFilter;
+}
+std::span<const ingestd_option_t> output_options() {
+  return kOutput;
+}
+std::span<const ingestd_option_t> route_options() {
+  return kRoute;
+}
+
+std::span<const ingestd_option_t> core_options(ingestd_kind_type kind) {
+  switch (kind) {
+    case INGESTD_KIND_INPUT:
+      return kInput;
+    case INGESTD_KIND_FILTER:
+      return kFilter;
+    case INGESTD_KIND_OUTPUT:
+      return kOutput;
+  }
+  return {};
+}
+
+}  // namespace ingestd::config

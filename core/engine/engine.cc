@@ -1,0 +1,414 @@
+// Engine: config loading, `-t`, generations of workers, admin, signals.
+#include "engine/engine.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <set>
+#include <thread>
+
+#include "engine/listen_socket.h"
+
+#ifndef INGESTD_DEFAULT_PLUGINS_DIR
+#define INGESTD_DEFAULT_PLUGINS_DIR "/usr/lib/ingestd/plugins"
+#endif
+
+namespace ingestd {
+
+namespace {
+constexpr const char *kScope = "main";
+
+std::string default_plugins_dir(const EngineOptions &o) {
+  return o.plugins_dir.empty() ? INGESTD_DEFAULT_PLUGINS_DIR : o.plugins_dir;
+}
+}  // namespace
+
+bool load_config(const EngineOptions &opts, std::unique_ptr<PluginCatalog> *catalog,
+                 std::shared_ptr<config::Config> *out, std::vector<std::string> *errors) {
+  if (!*catalog) *catalog = std::make_unique<PluginCatalog>(default_plugins_dir(opts));
+  for (int pass = 0; pass < 2; ++pass) {
+    auto cfg = std::make_shared<config::Config>();
+    std::vector<config::Error> errs;
+    PluginCatalog *cat = catalog->get();
+    auto lookup = [cat](ingestd_kind_type kind, const std::string &name, std::string *why) {
+      return cat->find(kind, name, why);
+    };
+    bool ok = config::load(opts.config_path, lookup, cfg.get(), &errs);
+    // service.plugins_dir is known only after parsing: load again from there.
+    if (pass == 0 && opts.plugins_dir.empty() && cfg->service.has("plugins_dir")) {
+      std::string dir = cfg->service.get_string("plugins_dir");
+      if (!dir.empty() && dir != (*catalog)->dir()) {
+        *catalog = std::make_unique<PluginCatalog>(dir);
+        continue;
+      }
+    }
+    if (!ok) {
+      for (const auto &e : errs) errors->push_back(e.str());
+      return false;
+    }
+    *out = std::move(cfg);
+    return true;
+  }
+  return false;
+}
+
+int check_config(const EngineOptions &opts, Logger *log) {
+  std::unique_ptr<PluginCatalog> catalog;
+  std::shared_ptr<config::Config> cfg;
+  std::vector<std::string> errors;
+  if (!load_config(opts, &catalog, &cfg, &errors)) {
+    for (const auto &e : errors) std::fprintf(stderr, "%s\n", e.c_str());
+    std::fprintf(stderr, "ingestd: configuration %s: %zu error%s\n", opts.config_path.c_str(),
+                 errors.size(), errors.size() == 1 ? "" : "s");
+    return 1;
+  }
+  // Plugins check what their option table cannot (templates, combinations).
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  MetricsRegistry metrics;
+  DeadLetter dl("/dev/null", log);
+  PipelineEnv env;
+  env.loop = &loop;
+  env.log = log;
+  env.metrics = &metrics;
+  env.dead_letter = &dl;
+  env.check_only = true;
+  bool ok;
+  {
+    Pipeline p(cfg, env);
+    ok = p.init();
+    p.stop();
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  if (!ok) {
+    std::fprintf(stderr, "ingestd: configuration %s: a plugin refused its options\n",
+                 opts.config_path.c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "ingestd: configuration %s is valid (%zu files)\n", opts.config_path.c_str(),
+               cfg->files.size());
+  return 0;
+}
+
+Engine::Engine(EngineOptions opts, Logger *log) : opts_(std::move(opts)), log_(log) {
+  uv_loop_init(&loop_);
+  reloads_ = metrics_.counter("ingestd_reloads_total", "Configuration reloads that took effect");
+  reload_failures_ = metrics_.counter("ingestd_reload_failures_total",
+                                      "Reloads refused (invalid config or failed start)");
+  lost_ = metrics_.counter("ingestd_lost_records_total",
+                           "Records in memory queues when a worker had to stop before delivering");
+}
+
+Engine::~Engine() {
+  current_.reset();
+  retiring_.clear();
+  admin_.reset();
+  sigterm_.reset();
+  sigint_.reset();
+  sighup_.reset();
+  wake_.reset();
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  uv_loop_close(&loop_);
+  for (auto &[addr, l] : listen_)
+    for (int fd : l.fds) ::close(fd);
+}
+
+int Engine::worker_count(const config::Config &cfg) const {
+  int64_t n = cfg.service.get_int("workers");
+  if (n <= 0) n = std::max(1u, std::thread::hardware_concurrency());
+  return static_cast<int>(n);
+}
+
+bool Engine::ensure_listen_sockets(const config::Config &cfg, int workers, std::string *why) {
+  for (const auto &l : cfg.listeners) {
+    std::string addr = l.options.get_string("listen");
+    Listen &ls = listen_[addr];
+    ls.address = addr;
+    std::string host;
+    int port = 0;
+    if (!split_host_port(addr, &host, &port)) {
+      *why = l.pos.str() + ": listener " + l.name + ": bad address '" + addr + "'";
+      return false;
+    }
+    if (!ls.fds.empty()) {
+      // Reuse the port the first socket got (matters for port 0).
+      sockaddr_storage ss{};
+      socklen_t len = sizeof ss;
+      ::getsockname(ls.fds[0], reinterpret_cast<sockaddr *>(&ss), &len);
+      port = ss.ss_family == AF_INET ? ntohs(reinterpret_cast<sockaddr_in *>(&ss)->sin_port)
+                                     : ntohs(reinterpret_cast<sockaddr_in6 *>(&ss)->sin6_port);
+    }
+    while (static_cast<int>(ls.fds.size()) < workers) {
+      std::string err;
+      bool first = ls.fds.empty();
+      int fd = open_listen_socket(host, &port, first, &err);
+      if (fd < 0) {
+        *why = "listener " + l.name + ": cannot listen on " + addr + ": " + err;
+        if (ls.fds.empty()) listen_.erase(addr);
+        return false;
+      }
+      if (first) {
+        log_->logf(LogLevel::Info, kScope, "listener %s: listening on %s:%d", l.name.c_str(),
+                   host.find(':') != std::string::npos ? ("[" + host + "]").c_str() : host.c_str(),
+                   port);
+      }
+      ls.fds.push_back(fd);
+    }
+  }
+  return true;
+}
+
+void Engine::close_unused_sockets() {
+  std::set<std::string> used;
+  size_t workers = 0;
+  auto note = [&](const Generation &g) {
+    workers = std::max(workers, g.workers.size());
+    for (const auto &l : g.config->listeners) used.insert(l.options.get_string("listen"));
+  };
+  if (current_) note(*current_);
+  for (const auto &g : retiring_) note(*g);
+  for (auto it = listen_.begin(); it != listen_.end();) {
+    if (!used.count(it->first)) {
+      for (int fd : it->second.fds) ::close(fd);
+      it = listen_.erase(it);
+      continue;
+    }
+    while (it->second.fds.size() > std::max<size_t>(workers, 1)) {
+      ::close(it->second.fds.back());
+      it->second.fds.pop_back();
+    }
+    ++it;
+  }
+}
+
+bool Engine::start_generation(std::shared_ptr<const config::Config> cfg, std::string *why) {
+  int n = worker_count(*cfg);
+  if (!ensure_listen_sockets(*cfg, n, why)) return false;
+  auto gen = std::make_unique<Generation>();
+  gen->id = next_generation_++;
+  gen->config = cfg;
+  for (int i = 0; i < n; ++i) {
+    Worker::Options wo;
+    wo.index = i;
+    wo.generation = gen->id;
+    wo.config = cfg;
+    wo.log = log_;
+    wo.dead_letter = dead_letter_.get();
+    for (const auto &l : cfg->listeners)
+      wo.listen_fds[l.name] = listen_[l.options.get_string("listen")].fds[static_cast<size_t>(i)];
+    uv_async_t *wake = wake_.get();
+    wo.on_exit = [wake] { uv_async_send(wake); };
+    auto w = std::make_unique<Worker>(std::move(wo));
+    bool ok = w->start();
+    gen->workers.push_back(std::move(w));
+    if (!ok) {
+      *why = "worker " + std::to_string(i) + " failed to start";
+      for (auto &x : gen->workers) x->retire(0);
+      retiring_.push_back(std::move(gen));
+      return false;
+    }
+  }
+  if (current_) {
+    uint64_t timeout = static_cast<uint64_t>(current_->config->service.get_duration_ms("shutdown_timeout"));
+    for (auto &w : current_->workers) w->retire(timeout);
+    retiring_.push_back(std::move(current_));
+  }
+  current_ = std::move(gen);
+  return true;
+}
+
+void Engine::reap() {
+  for (auto it = retiring_.begin(); it != retiring_.end();) {
+    auto &g = **it;
+    bool all = std::all_of(g.workers.begin(), g.workers.end(),
+                           [](const auto &w) { return w->exited(); });
+    if (!all) {
+      ++it;
+      continue;
+    }
+    for (auto &w : g.workers) {
+      w->join();
+      w->metrics().accumulate(&retired_metrics_, false);
+      lost_->add(w->lost_records());
+    }
+    log_->logf(LogLevel::Info, kScope, "generation %llu stopped",
+               static_cast<unsigned long long>(g.id));
+    it = retiring_.erase(it);
+  }
+  close_unused_sockets();
+  maybe_finish();
+}
+
+void Engine::maybe_finish() {
+  if (!shutting_down_ || !retiring_.empty() || current_) return;
+  if (admin_closing_) return;
+  admin_closing_ = true;
+  auto done = [this] {
+    sigterm_.reset();
+    sigint_.reset();
+    sighup_.reset();
+    wake_.reset();
+  };
+  if (admin_) {
+    admin_->close(0, done);
+  } else {
+    done();
+  }
+}
+
+void Engine::reload() {
+  if (shutting_down_) return;
+  log_->log(LogLevel::Info, kScope, "reloading configuration (SIGHUP)");
+  std::shared_ptr<config::Config> cfg;
+  std::vector<std::string> errors;
+  if (!load_config(opts_, &catalog_, &cfg, &errors)) {
+    for (const auto &e : errors) log_->log(LogLevel::Error, kScope, e);
+    log_->logf(LogLevel::Error, kScope,
+               "reload refused: %zu error%s in the new configuration; the running one stays",
+               errors.size(), errors.size() == 1 ? "" : "s");
+    reload_failures_->add();
+    return;
+  }
+  if (!opts_.log_level) {
+    LogLevel lvl;
+    if (parse_log_level(cfg->service.get_string("log_level"), &lvl)) log_->set_level(lvl);
+  }
+  std::string why;
+  if (!start_generation(cfg, &why)) {
+    log_->logf(LogLevel::Error, kScope, "reload refused: %s; the running configuration stays",
+               why.c_str());
+    reload_failures_->add();
+    close_unused_sockets();
+    return;
+  }
+  reloads_->add();
+  log_->logf(LogLevel::Info, kScope, "configuration reloaded (generation %llu)",
+             static_cast<unsigned long long>(current_->id));
+  close_unused_sockets();
+}
+
+void Engine::shutdown() {
+  if (shutting_down_) {
+    log_->log(LogLevel::Warn, kScope, "already shutting down");
+    return;
+  }
+  shutting_down_ = true;
+  log_->log(LogLevel::Info, kScope, "shutting down: draining queues");
+  if (current_) {
+    uint64_t timeout =
+        static_cast<uint64_t>(current_->config->service.get_duration_ms("shutdown_timeout"));
+    for (auto &w : current_->workers) w->retire(timeout);
+    retiring_.push_back(std::move(current_));
+  }
+  reap();
+}
+
+bool Engine::start_admin(const config::Config &cfg) {
+  std::string addr = cfg.service.get_string("admin");
+  if (addr.empty()) return true;
+  http::ServerLimits lim;
+  lim.max_body = 0;
+  admin_ = std::make_unique<http::Server>(
+      &loop_, lim, [this](http::Request &req, http::Responder r) { handle_admin(req, std::move(r)); });
+  std::string host;
+  int port;
+  if (!split_host_port(addr, &host, &port)) {
+    log_->logf(LogLevel::Error, kScope, "admin: bad address '%s'", addr.c_str());
+    return false;
+  }
+  std::string why;
+  int fd = open_listen_socket(host, &port, true, &why);
+  if (fd < 0) {
+    log_->logf(LogLevel::Error, kScope, "admin: cannot listen on %s: %s", addr.c_str(), why.c_str());
+    return false;
+  }
+  int rc = admin_->adopt(fd);
+  ::close(fd);  // the server holds its own descriptor
+  if (rc != 0) {
+    log_->logf(LogLevel::Error, kScope, "admin: %s", uv_strerror(rc));
+    return false;
+  }
+  log_->logf(LogLevel::Info, kScope, "admin: listening on %s:%d", host.c_str(), port);
+  return true;
+}
+
+void Engine::handle_admin(http::Request &req, http::Responder r) {
+  http::Response resp;
+  std::string path(req.path());
+  if (req.method() != "GET" && req.method() != "HEAD") {
+    resp.status = 405;
+    resp.headers.emplace_back("Allow", "GET, HEAD");
+    resp.body = "{\"error\":\"method not allowed\"}";
+  } else if (path == "/healthz") {
+    resp.body = "{\"status\":\"ok\"}";
+  } else if (path == "/readyz") {
+    bool ready = current_ && !shutting_down_;
+    resp.status = ready ? 200 : 503;
+    resp.body = ready ? "{\"status\":\"ready\"}"
+                      : "{\"status\":\"not ready\",\"reason\":\"shutting down\"}";
+  } else if (path == "/metrics") {
+    std::vector<const MetricsRegistry *> regs = {&metrics_};
+    if (current_)
+      for (auto &w : current_->workers) regs.push_back(&w->metrics());
+    for (auto &g : retiring_)
+      for (auto &w : g->workers) regs.push_back(&w->metrics());
+    resp.content_type = "text/plain; version=0.0.4";
+    resp.body = render_prometheus(regs, &retired_metrics_);
+  } else {
+    resp.status = 404;
+    resp.body = "{\"error\":\"not found: try /healthz, /readyz or /metrics\"}";
+  }
+  r.respond(std::move(resp));
+}
+
+int Engine::run() {
+  std::shared_ptr<config::Config> cfg;
+  std::vector<std::string> errors;
+  if (!load_config(opts_, &catalog_, &cfg, &errors)) {
+    for (const auto &e : errors) log_->log(LogLevel::Error, kScope, e);
+    log_->logf(LogLevel::Error, kScope, "%zu configuration error%s; not starting", errors.size(),
+               errors.size() == 1 ? "" : "s");
+    return 1;
+  }
+  if (opts_.log_level) {
+    log_->set_level(*opts_.log_level);
+  } else {
+    LogLevel lvl;
+    if (parse_log_level(cfg->service.get_string("log_level"), &lvl)) log_->set_level(lvl);
+  }
+  dead_letter_ = std::make_unique<DeadLetter>(
+      cfg->service.get_string("storage_dir") + "/dead-letter.ndjson", log_);
+
+  auto signal_handle = [this](int signum, void (*cb)(uv_signal_t *, int)) {
+    auto *s = new uv_signal_t;
+    uv_signal_init(&loop_, s);
+    s->data = this;
+    uv_signal_start(s, cb, signum);
+    return UvHandle<uv_signal_t>(s);
+  };
+  sigterm_ = signal_handle(SIGTERM, [](uv_signal_t *s, int) { static_cast<Engine *>(s->data)->shutdown(); });
+  sigint_ = signal_handle(SIGINT, [](uv_signal_t *s, int) { static_cast<Engine *>(s->data)->shutdown(); });
+  sighup_ = signal_handle(SIGHUP, [](uv_signal_t *s, int) { static_cast<Engine *>(s->data)->reload(); });
+  auto *a = new uv_async_t;
+  uv_async_init(&loop_, a, [](uv_async_t *h) { static_cast<Engine *>(h->data)->reap(); });
+  a->data = this;
+  wake_ = UvHandle<uv_async_t>(a);
+
+  if (!start_admin(*cfg)) return 1;
+  std::string why;
+  if (!start_generation(cfg, &why)) {
+    log_->logf(LogLevel::Error, kScope, "%s; not starting", why.c_str());
+    shutting_down_ = true;
+    reap();
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    return 1;
+  }
+  log_->logf(LogLevel::Info, kScope, "ingestd started: %zu workers, config %s",
+             current_->workers.size(), opts_.config_path.c_str());
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  log_->log(LogLevel::Info, kScope, "stopped");
+  return 0;
+}
+
+}  // namespace ingestd

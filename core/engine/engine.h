@@ -1,0 +1,97 @@
+// The engine: the main thread. It loads and checks config, owns the listen
+// sockets, starts a generation of workers per config, serves the admin
+// endpoint and turns signals into reloads and shutdown.
+//
+// Reload builds a new generation beside the running one (as nginx does): the
+// new workers take over the same listen sockets (SO_REUSEPORT sockets kept by
+// the engine, so no connection is refused), then the old generation stops
+// accepting, answers what it has, drains its queues and exits. If the new
+// config is invalid or a new worker fails to start, the old one keeps running.
+#pragma once
+
+#include <uv.h>
+
+#include <list>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "engine/dead_letter.h"
+#include "engine/worker.h"
+#include "host/plugin_loader.h"
+#include "http/server.h"
+#include "util/log.h"
+#include "util/metrics.h"
+#include "util/uv_handle.h"
+
+namespace ingestd {
+
+struct EngineOptions {
+  std::string config_path;
+  std::string plugins_dir;  // --plugins-dir; empty: service.plugins_dir or the built-in default
+  std::optional<LogLevel> log_level;  // --log-level overrides service.log_level
+};
+
+// Loads and validates the config with its plugins. On failure, *errors holds
+// "file:line:col: message" lines. `catalog` is replaced when the config names
+// another plugins_dir.
+bool load_config(const EngineOptions &opts, std::unique_ptr<PluginCatalog> *catalog,
+                 std::shared_ptr<config::Config> *out, std::vector<std::string> *errors);
+
+// `ingestd -t`: load, validate, initialise every plugin once (never start it).
+int check_config(const EngineOptions &opts, Logger *log);
+
+class Engine {
+ public:
+  Engine(EngineOptions opts, Logger *log);
+  ~Engine();
+  // Runs until SIGTERM/SIGINT and the drain finish. Exit code.
+  int run();
+
+ private:
+  struct Listen {
+    std::string address;
+    std::vector<int> fds;  // one SO_REUSEPORT socket per worker
+  };
+  struct Generation {
+    uint64_t id = 0;
+    std::shared_ptr<const config::Config> config;
+    std::vector<std::unique_ptr<Worker>> workers;
+  };
+
+  bool start_generation(std::shared_ptr<const config::Config> cfg, std::string *why);
+  bool ensure_listen_sockets(const config::Config &cfg, int workers, std::string *why);
+  void close_unused_sockets();
+  int worker_count(const config::Config &cfg) const;
+  void reload();
+  void shutdown();
+  void reap();
+  bool start_admin(const config::Config &cfg);
+  void handle_admin(http::Request &req, http::Responder r);
+  void maybe_finish();
+
+  EngineOptions opts_;
+  Logger *log_;
+  std::unique_ptr<PluginCatalog> catalog_;
+  std::unique_ptr<DeadLetter> dead_letter_;
+  uv_loop_t loop_{};
+  UvHandle<uv_signal_t> sigterm_, sigint_, sighup_;
+  UvHandle<uv_async_t> wake_;
+  std::unique_ptr<http::Server> admin_;
+  std::map<std::string, Listen> listen_;  // by address
+  std::unique_ptr<Generation> current_;
+  std::list<std::unique_ptr<Generation>> retiring_;
+  uint64_t next_generation_ = 1;
+  bool shutting_down_ = false;
+  bool admin_closing_ = false;
+  MetricsRegistry metrics_;  // the engine's own
+  std::map<std::string, Snapshot> retired_metrics_;
+  Counter *reloads_ = nullptr;
+  Counter *reload_failures_ = nullptr;
+  Counter *lost_ = nullptr;
+};
+
+}  // namespace ingestd

@@ -1,0 +1,445 @@
+// The request path and the output pump of one worker's pipeline.
+#include "engine/pipeline.h"
+
+#include <chrono>
+
+#include "host/plugin_loader.h"
+
+namespace ingestd {
+
+namespace {
+
+int64_t wall_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+void append_json_string(std::string *out, std::string_view s) {
+  json::serialize(json::Value::string(s), out);
+}
+
+http::Response json_error(int status, std::string_view message) {
+  http::Response r;
+  r.status = status;
+  r.body = "{\"error\":";
+  append_json_string(&r.body, message);
+  r.body += "}";
+  return r;
+}
+
+// At most this many rejected records are itemised in an answer.
+constexpr size_t kMaxListedRejections = 100;
+
+}  // namespace
+
+// ---- OutputRuntime
+
+void OutputRuntime::setup_metrics(MetricsRegistry *m) {
+  Labels l = {{"output", inst.name}};
+  records_out = m->counter("ingestd_output_records_total", "Records delivered by the output", l);
+  records_retried =
+      m->counter("ingestd_output_retried_records_total", "Records sent again after a failure", l);
+  records_dead = m->counter("ingestd_output_dead_letter_records_total",
+                            "Records written to the dead-letter file", l);
+  batches = m->counter("ingestd_output_batches_total", "Batches handed to the output", l);
+  queue_records = m->gauge("ingestd_output_queue_records", "Records queued or in flight", l);
+  queue_bytes = m->gauge("ingestd_output_queue_bytes", "Bytes queued or in flight", l);
+  batch_latency = m->histogram("ingestd_output_batch_duration_seconds",
+                               "Time from handing a batch to the output until it finished", l);
+}
+
+void OutputRuntime::update_gauges() {
+  queue_records->set(static_cast<double>(queue_.total_records()));
+  queue_bytes->set(static_cast<double>(queue_.total_bytes()));
+}
+
+void OutputRuntime::pump() {
+  if (stopped_) return;
+  if (pumping_) {
+    again_ = true;  // a batch finished inside on_flush: loop instead of recursing
+    return;
+  }
+  pumping_ = true;
+  uv_loop_t *loop = pipeline_->env_.loop;
+  do {
+    again_ = false;
+    while (!stopped_) {
+      auto b = queue_.take_batch(uv_now(loop));
+      if (!b) break;
+      dispatch(*b);
+    }
+  } while (again_ && !stopped_);
+  pumping_ = false;
+  update_gauges();
+  schedule();
+}
+
+void OutputRuntime::schedule() {
+  if (stopped_) return;
+  uv_loop_t *loop = pipeline_->env_.loop;
+  auto when = queue_.next_wakeup(uv_now(loop));
+  if (!when) {
+    timer_.stop();
+    return;
+  }
+  uint64_t now = uv_now(loop);
+  timer_.start(*when > now ? *when - now : 0, 0, [this] { pump(); });
+}
+
+void OutputRuntime::dispatch(const OutputQueue<RecordPtr>::Batch &qb) {
+  auto batch = std::make_unique<Batch>();
+  Batch *b = batch.get();
+  b->id = qb.id;
+  b->records.assign(qb.items.begin(), qb.items.end());
+  b->marks.assign(qb.size(), Mark::None);
+  b->reasons.resize(qb.size());
+  b->started_ms = uv_now(pipeline_->env_.loop);
+  b->on_done = [this](Batch &done, ingestd_batch_status_type status) { finish(done, status); };
+  inflight_[b->id] = std::move(batch);
+  batches->add();
+  inst.plugin->on_flush(inst.data, b->abi());
+}
+
+void OutputRuntime::finish(Batch &b, ingestd_batch_status_type status) {
+  auto it = inflight_.find(b.id);
+  if (it == inflight_.end()) {
+    pipeline_->env_.log->log(LogLevel::Warn, inst.scope, "batch_done for an unknown batch ignored");
+    return;
+  }
+  std::unique_ptr<Batch> owned = std::move(it->second);
+  inflight_.erase(it);
+  uv_loop_t *loop = pipeline_->env_.loop;
+  uint64_t now = uv_now(loop);
+  batch_latency->observe(static_cast<double>(now - b.started_ms));
+
+  OutputQueue<RecordPtr>::Completion c;
+  if (status == INGESTD_BATCH_RETRY) {
+    c = queue_.retry_all(b.id, now, rng_);
+  } else {
+    std::vector<ItemOutcome> outcomes(b.marks.size(), ItemOutcome::Delivered);
+    for (size_t i = 0; i < b.marks.size(); ++i) {
+      if (b.marks[i] == Mark::Retry) outcomes[i] = ItemOutcome::Retry;
+      if (b.marks[i] == Mark::DeadLetter) outcomes[i] = ItemOutcome::DeadLetter;
+    }
+    c = queue_.complete(b.id, outcomes, now, rng_);
+  }
+  records_out->add(c.delivered.size());
+  records_retried->add(c.retried);
+  for (auto &d : c.dead_lettered) {
+    std::string reason = d.cause == DeadLetterCause::RetriesExhausted
+                             ? "retries exhausted after " + std::to_string(d.attempts) + " attempts"
+                             : b.reasons[d.index];
+    pipeline_->env_.dead_letter->write(inst.name, reason, d.item->json());
+    records_dead->add();
+  }
+  if (c.retried > 0) {
+    pipeline_->env_.log->logf(LogLevel::Debug, inst.scope, "%zu records will be retried",
+                              c.retried);
+  }
+  pump();
+}
+
+size_t OutputRuntime::abandon() {
+  stopped_ = true;
+  timer_.stop();
+  size_t lost = queue_.total_records();
+  // Batches the plugin still holds after on_stop: their callbacks must not run.
+  for (auto &[id, b] : inflight_) b->on_done = nullptr;
+  inflight_.clear();
+  return lost;
+}
+
+// ---- Pipeline
+
+Pipeline::Pipeline(std::shared_ptr<const config::Config> cfg, PipelineEnv env)
+    : cfg_(std::move(cfg)), env_(env) {}
+
+Pipeline::~Pipeline() { stop(); }
+
+bool Pipeline::make_instance(Instance &inst, const config::Section &s, ingestd_kind_type kind) {
+  inst.plugin = s.descriptor;
+  inst.name = s.name;
+  inst.scope = std::string(kind_section(kind)) + "." + s.name;
+  inst.config = s.options.abi();
+  inst.loop = env_.loop;
+  inst.logger = env_.log;
+  inst.metrics = env_.metrics;
+  inst.labels = {{kind_word(kind), s.name}};
+  if (env_.check_only) inst.log_prefix = s.pos.str() + ": ";
+  return inst.init();
+}
+
+bool Pipeline::init() {
+  const config::Config &c = *cfg_;
+  std::map<std::string, size_t> filter_index, output_index;
+  bool ok = true;
+  for (const auto &s : c.outputs) {
+    QueueLimits l;
+    const auto &o = s.options;
+    l.max_records = static_cast<size_t>(o.get_int("max_records"));
+    l.max_bytes = static_cast<size_t>(o.get_size("max_memory"));
+    l.batch_max_records = static_cast<size_t>(o.get_int("batch_max_records"));
+    l.batch_max_bytes = static_cast<size_t>(o.get_size("batch_max_bytes"));
+    l.flush_interval_ms = static_cast<uint64_t>(o.get_duration_ms("flush_interval"));
+    l.max_inflight_batches = static_cast<uint32_t>(o.get_int("max_inflight"));
+    l.retry_initial_ms = static_cast<uint64_t>(o.get_duration_ms("retry_initial"));
+    l.retry_max_ms = static_cast<uint64_t>(o.get_duration_ms("retry_max"));
+    l.max_attempts = static_cast<uint32_t>(o.get_int("max_attempts"));
+    auto out = std::make_unique<OutputRuntime>(this, l);
+    output_index[s.name] = outputs_.size();
+    if (!make_instance(out->inst, s, INGESTD_KIND_OUTPUT)) ok = false;
+    out->setup_metrics(env_.metrics);
+    outputs_.push_back(std::move(out));
+  }
+  for (const auto &s : c.filters) {
+    auto f = std::make_unique<FilterRuntime>();
+    filter_index[s.name] = filters_.size();
+    if (!make_instance(f->inst, s, INGESTD_KIND_FILTER)) ok = false;
+    f->dropped = env_.metrics->counter("ingestd_filter_dropped_records_total",
+                                       "Records a filter dropped", {{"filter", s.name}});
+    filters_.push_back(std::move(f));
+  }
+  std::vector<RouteSpec> specs;
+  for (size_t r = 0; r < c.routes.size(); ++r) {
+    const auto &route = c.routes[r];
+    RouteSpec spec;
+    spec.match = route.match;
+    for (const auto &f : route.filters) spec.filters.push_back(filter_index.at(f));
+    for (const auto &o : route.to) spec.outputs.push_back(output_index.at(o));
+    specs.push_back(std::move(spec));
+    route_records_.push_back(env_.metrics->counter(
+        "ingestd_route_records_total", "Records that took the route",
+        {{"route", std::to_string(r)}, {"match", route.match}}));
+  }
+  for (const auto &s : c.inputs) {
+    auto in = std::make_unique<InputRuntime>();
+    in->listener = s.options.get_string("listener");
+    in->path = s.options.get_string("path");
+    in->tag = s.options.has("tag") ? s.options.get_string("tag") : s.name;
+    in->targets = plan_routes(specs, in->tag);
+    Labels l = {{"input", s.name}};
+    in->records_in = env_.metrics->counter("ingestd_input_records_total",
+                                           "Records accepted by the input", l);
+    in->records_rejected = env_.metrics->counter(
+        "ingestd_input_rejected_records_total", "Invalid records answered as rejected", l);
+    in->records_unrouted = env_.metrics->counter("ingestd_input_unrouted_records_total",
+                                                 "Accepted records that matched no route", l);
+    in->records_refused = env_.metrics->counter(
+        "ingestd_input_refused_records_total", "Records refused with 503 because a queue was full",
+        l);
+    if (!make_instance(in->inst, s, INGESTD_KIND_INPUT)) ok = false;
+    InputRuntime *raw = in.get();
+    in->inst.emit = [this, raw](std::string_view text) -> int {
+      json::Value v;
+      json::ParseError err;
+      if (!json::parse(text, &v, &err) || !v.is_object()) return -1;
+      std::vector<RecordPtr> recs;
+      RecordPtr r = RecordPtr::make();
+      r->root = std::move(v);
+      r->tag = raw->tag;
+      r->received_ms = wall_ms();
+      recs.push_back(std::move(r));
+      return ingest(*raw, recs) == IngestResult::Ok ? 0 : -2;
+    };
+    by_path_[{in->listener, in->path}] = raw;
+    inputs_.push_back(std::move(in));
+  }
+  return ok;
+}
+
+bool Pipeline::start() {
+  for (auto &o : outputs_) {
+    o->start_timer(env_.loop);
+    if (!o->inst.start()) return false;
+  }
+  for (auto &f : filters_)
+    if (!f->inst.start()) return false;
+  for (auto &i : inputs_)
+    if (!i->inst.start()) return false;
+  return true;
+}
+
+Pipeline::IngestResult Pipeline::ingest(InputRuntime &input, std::vector<RecordPtr> &records) {
+  deliveries_.clear();
+  if (input.targets.empty()) {
+    input.records_unrouted->add(records.size());
+    if (!input.warned_unrouted && !records.empty()) {
+      input.warned_unrouted = true;
+      env_.log->logf(LogLevel::Warn, input.inst.scope,
+                     "records tagged '%s' match no route; they are counted in "
+                     "ingestd_input_unrouted_records_total and not kept (logged once)",
+                     input.tag.c_str());
+    }
+    return IngestResult::Ok;
+  }
+  const bool single_target = input.targets.size() == 1;
+  for (auto &rec : records) {
+    for (const auto &t : input.targets) {
+      RecordPtr r = rec;
+      if (!t.filters.empty()) {
+        // Filters modify the record: other routes must not see their changes.
+        if (!single_target) r = rec.clone();
+        bool dropped = false;
+        for (size_t f : t.filters) {
+          FilterRuntime &fr = *filters_[f];
+          if (fr.inst.plugin->on_filter(fr.inst.data, r->abi()) == INGESTD_FILTER_DROP) {
+            fr.dropped->add();
+            dropped = true;
+            break;
+          }
+        }
+        if (dropped) continue;
+      }
+      route_records_[t.route]->add();
+      for (size_t o : t.outputs) deliveries_.emplace_back(o, r);
+    }
+  }
+  out_records_.assign(outputs_.size(), 0);
+  out_bytes_.assign(outputs_.size(), 0);
+  for (auto &[o, r] : deliveries_) {
+    out_records_[o] += 1;
+    out_bytes_[o] += r->json().size();
+  }
+  for (size_t o = 0; o < outputs_.size(); ++o) {
+    if (out_records_[o] && !outputs_[o]->queue().can_accept(out_records_[o], out_bytes_[o])) {
+      deliveries_.clear();
+      input.records_refused->add(records.size());
+      return IngestResult::Full;
+    }
+  }
+  uint64_t now = uv_now(env_.loop);
+  for (auto &[o, r] : deliveries_) {
+    size_t bytes = r->json().size();
+    outputs_[o]->queue().push(std::move(r), bytes, now);
+  }
+  deliveries_.clear();
+  for (size_t o = 0; o < outputs_.size(); ++o)
+    if (out_records_[o]) outputs_[o]->pump();
+  return IngestResult::Ok;
+}
+
+void Pipeline::handle(const std::string &listener, http::Request &req, http::Responder responder) {
+  auto it = by_path_.find({listener, std::string(req.path())});
+  if (it == by_path_.end()) {
+    responder.respond(json_error(404, "no input at " + std::string(req.path())));
+    return;
+  }
+  InputRuntime &input = *it->second;
+  if (req.method() == "OPTIONS") {
+    http::Response r;
+    r.status = 204;
+    r.headers.emplace_back("Allow", "POST, OPTIONS");
+    responder.respond(std::move(r));
+    return;
+  }
+  if (req.method() != "POST") {
+    http::Response r = json_error(405, "method not allowed: use POST");
+    r.headers.emplace_back("Allow", "POST, OPTIONS");
+    responder.respond(std::move(r));
+    return;
+  }
+  json::BodyResult body = json::parse_body(req.body());
+  if (!body.ok) {
+    responder.respond(json_error(400, body.items.empty() ? "empty body: send a JSON object, an array of objects or NDJSON"
+                                                         : "invalid JSON: " + body.error));
+    input.records_rejected->add(1);
+    return;
+  }
+  int64_t now = wall_ms();
+  std::vector<RecordPtr> accepted;
+  accepted.reserve(body.items.size());
+  std::string rejected;
+  size_t rejected_count = 0;
+  auto reject = [&](size_t index, const char *field, std::string_view reason) {
+    if (++rejected_count > kMaxListedRejections) return;
+    if (!rejected.empty()) rejected += ',';
+    rejected += "{\"index\":" + std::to_string(index);
+    if (field) {
+      rejected += ",\"field\":";
+      append_json_string(&rejected, field);
+    }
+    rejected += ",\"reason\":";
+    append_json_string(&rejected, reason);
+    rejected += '}';
+  };
+  for (auto &item : body.items) {
+    if (!item.error.empty()) {
+      reject(item.index, nullptr, item.error);
+      continue;
+    }
+    RecordPtr r = RecordPtr::make();
+    r->root = std::move(item.value);
+    r->tag = input.tag;
+    r->received_ms = now;
+    ingestd_reject_t why{nullptr, nullptr};
+    if (input.inst.plugin->on_input_record(input.inst.data, r->abi(), &why) != 0) {
+      reject(item.index, why.field, why.reason ? why.reason : "rejected by the input");
+      continue;
+    }
+    accepted.push_back(std::move(r));
+  }
+  input.records_rejected->add(rejected_count);
+  size_t n = accepted.size();
+  if (n > 0 && ingest(input, accepted) == IngestResult::Full) {
+    http::Response r = json_error(503, "queue full, retry later");
+    r.headers.emplace_back("Retry-After", "1");
+    responder.respond(std::move(r));
+    return;
+  }
+  input.records_in->add(n);
+  http::Response r;
+  r.status = (n == 0 && rejected_count > 0) ? 400 : 200;
+  r.body = "{\"accepted\":" + std::to_string(n);
+  if (rejected_count > 0) {
+    r.body += ",\"rejected_count\":" + std::to_string(rejected_count) + ",\"rejected\":[" +
+              rejected + "]";
+  }
+  r.body += "}";
+  responder.respond(std::move(r));
+}
+
+void Pipeline::drain() {
+  for (auto &o : outputs_) o->set_flushing();
+}
+
+bool Pipeline::idle() const {
+  for (const auto &o : outputs_)
+    if (!o->idle()) return false;
+  return true;
+}
+
+size_t Pipeline::pending_records() const {
+  size_t n = 0;
+  for (const auto &o : outputs_) n += o->pending_records();
+  return n;
+}
+
+size_t Pipeline::stop() {
+  if (stopped_) return 0;
+  stopped_ = true;
+  for (auto &i : inputs_) i->inst.stop();
+  for (auto &f : filters_) f->inst.stop();
+  size_t lost = 0;
+  for (auto &o : outputs_) {
+    o->halt();
+    o->inst.stop();  // the plugin finishes or abandons its batches
+    size_t n = o->abandon();
+    if (n > 0) {
+      env_.log->logf(LogLevel::Error, o->inst.scope,
+                     "%zu records were not delivered before shutdown and are lost "
+                     "(use buffer = \"disk\" to keep them across restarts)",
+                     n);
+    }
+    lost += n;
+    o->update_gauges();
+  }
+  for (auto &i : inputs_) i->inst.destroy();
+  for (auto &f : filters_) f->inst.destroy();
+  for (auto &o : outputs_) {
+    o->inst.destroy();
+    o->close_timer();
+  }
+  return lost;
+}
+
+}  // namespace ingestd

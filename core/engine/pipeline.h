@@ -1,0 +1,154 @@
+// A pipeline: one worker's instances of every input, filter and output of one
+// config generation, and the request path through them:
+//   HTTP request -> body split into records -> input plugin (validate, shape)
+//   -> routes -> filters -> output queues (all-or-nothing admission)
+// The phone is answered once its records are in every matching queue.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+#include "engine/dead_letter.h"
+#include "engine/router.h"
+#include "host/instance.h"
+#include "http/server.h"
+#include "queue/output_queue.h"
+#include "util/log.h"
+#include "util/metrics.h"
+#include "util/uv_handle.h"
+
+namespace ingestd {
+
+class Pipeline;
+
+struct InputRuntime {
+  Instance inst;
+  std::string listener;
+  std::string path;
+  std::string tag;
+  std::vector<RouteTarget> targets;
+  Counter *records_in = nullptr;        // accepted by the input
+  Counter *records_rejected = nullptr;  // invalid, answered in the rejected list
+  Counter *records_unrouted = nullptr;  // accepted but matched no route
+  Counter *records_refused = nullptr;   // accepted but refused with 503 (queue full)
+  bool warned_unrouted = false;
+};
+
+struct FilterRuntime {
+  Instance inst;
+  Counter *dropped = nullptr;
+};
+
+class OutputRuntime {
+ public:
+  OutputRuntime(Pipeline *p, QueueLimits limits) : pipeline_(p), queue_(limits) {}
+  Instance inst;
+
+  OutputQueue<RecordPtr> &queue() { return queue_; }
+  void setup_metrics(MetricsRegistry *m);
+  void start_timer(uv_loop_t *loop) { timer_.init(loop); }
+  // Sends every batch the queue releases now, then arms the timer.
+  void pump();
+  void set_flushing() {
+    queue_.set_flushing(true);
+    pump();
+  }
+  // Nothing queued and nothing in flight.
+  bool idle() const { return queue_.total_records() == 0; }
+  size_t pending_records() const { return queue_.total_records(); }
+  // No more batches to the plugin (before on_stop: batches it finishes then
+  // are accounted, nothing new is sent).
+  void halt() {
+    stopped_ = true;
+    timer_.stop();
+  }
+  // Forgets in-flight batches the plugin never finished (after on_stop).
+  size_t abandon();
+  void close_timer() { timer_ = Timer(); }
+  void update_gauges();
+
+  Counter *records_out = nullptr;
+  Counter *records_retried = nullptr;
+  Counter *records_dead = nullptr;
+  Counter *batches = nullptr;
+  Gauge *queue_records = nullptr;
+  Gauge *queue_bytes = nullptr;
+  Histogram *batch_latency = nullptr;
+
+ private:
+  void dispatch(const OutputQueue<RecordPtr>::Batch &b);
+  void finish(Batch &b, ingestd_batch_status_type status);
+  void schedule();
+
+  Pipeline *pipeline_;
+  OutputQueue<RecordPtr> queue_;
+  Timer timer_;
+  std::mt19937_64 rng_{std::random_device{}()};
+  std::map<uint64_t, std::unique_ptr<Batch>> inflight_;
+  bool pumping_ = false;
+  bool again_ = false;
+  bool stopped_ = false;
+};
+
+struct PipelineEnv {
+  uv_loop_t *loop = nullptr;
+  const Logger *log = nullptr;
+  MetricsRegistry *metrics = nullptr;
+  DeadLetter *dead_letter = nullptr;
+  int worker = 0;
+  bool check_only = false;  // `ingestd -t`: init plugins, never start them
+};
+
+class Pipeline {
+ public:
+  Pipeline(std::shared_ptr<const config::Config> cfg, PipelineEnv env);
+  ~Pipeline();
+  Pipeline(const Pipeline &) = delete;
+  Pipeline &operator=(const Pipeline &) = delete;
+
+  // Creates and initialises every instance. False (errors logged) if a plugin
+  // refuses its config.
+  bool init();
+  bool start();
+  // Answers one request on `listener`.
+  void handle(const std::string &listener, http::Request &req, http::Responder responder);
+  // Outputs send everything they hold at once (shutdown, retirement).
+  void drain();
+  bool idle() const;
+  size_t pending_records() const;
+  // Stops and destroys every instance; returns records never delivered.
+  size_t stop();
+
+  const config::Config &config() const { return *cfg_; }
+  const PipelineEnv &env() const { return env_; }
+
+  enum class IngestResult { Ok, Full };
+  // Routes accepted records of `input`: all of them or none are queued.
+  IngestResult ingest(InputRuntime &input, std::vector<RecordPtr> &records);
+
+ private:
+  friend class OutputRuntime;
+  bool make_instance(Instance &inst, const config::Section &s, ingestd_kind_type kind);
+
+  std::shared_ptr<const config::Config> cfg_;
+  PipelineEnv env_;
+  std::vector<std::unique_ptr<InputRuntime>> inputs_;
+  std::vector<std::unique_ptr<FilterRuntime>> filters_;
+  std::vector<std::unique_ptr<OutputRuntime>> outputs_;
+  std::map<std::pair<std::string, std::string>, InputRuntime *> by_path_;  // (listener, path)
+  std::vector<Counter *> route_records_;
+  // Scratch for ingest(), reused across requests.
+  std::vector<std::pair<size_t, RecordPtr>> deliveries_;
+  std::vector<size_t> out_records_, out_bytes_;
+  bool stopped_ = false;
+};
+
+}  // namespace ingestd

@@ -1,0 +1,196 @@
+// Worker thread: loop setup, request dispatch, graceful retirement.
+#include "engine/worker.h"
+
+#include <future>
+
+namespace ingestd {
+
+http::ServerLimits listener_limits(const config::Section &l) {
+  const auto &o = l.options;
+  http::ServerLimits lim;
+  lim.max_body = static_cast<size_t>(o.get_size("max_body"));
+  lim.max_body_decompressed = static_cast<size_t>(o.get_size("max_body_decompressed"));
+  lim.max_header = static_cast<size_t>(o.get_size("max_header"));
+  lim.header_timeout_ms = static_cast<uint64_t>(o.get_duration_ms("header_timeout"));
+  lim.body_timeout_ms = static_cast<uint64_t>(o.get_duration_ms("body_timeout"));
+  lim.idle_timeout_ms = static_cast<uint64_t>(o.get_duration_ms("idle_timeout"));
+  lim.max_connections = static_cast<size_t>(o.get_int("max_connections"));
+  lim.trusted_proxies = o.get_list("trusted_proxies");
+  lim.content_types = o.get_list("content_types");
+  return lim;
+}
+
+Worker::Worker(Options opts)
+    : opts_(std::move(opts)),
+      scope_("worker " + std::to_string(opts_.index) + "." + std::to_string(opts_.generation)) {}
+
+Worker::~Worker() {
+  if (thread_.joinable()) {
+    retire(0);
+    join();
+  }
+}
+
+bool Worker::start() {
+  std::promise<bool> ready;
+  auto fut = ready.get_future();
+  thread_ = std::thread([this, &ready] { run(&ready); });
+  return fut.get();
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::retire(uint64_t timeout_ms) {
+  std::lock_guard lock(mu_);
+  if (retire_requested_) return;
+  retire_requested_ = true;
+  retire_timeout_ms_ = timeout_ms;
+  if (wake_open_) uv_async_send(wake_.get());
+}
+
+bool Worker::setup() {
+  auto *a = new uv_async_t;
+  uv_async_init(&loop_, a, [](uv_async_t *h) { static_cast<Worker *>(h->data)->on_wake(); });
+  a->data = this;
+  wake_ = UvHandle<uv_async_t>(a);
+  {
+    std::lock_guard lock(mu_);
+    wake_open_ = true;
+  }
+  retire_timer_.init(&loop_);
+
+  PipelineEnv env;
+  env.loop = &loop_;
+  env.log = opts_.log;
+  env.metrics = &metrics_;
+  env.dead_letter = opts_.dead_letter;
+  env.worker = opts_.index;
+  pipeline_ = std::make_unique<Pipeline>(opts_.config, env);
+  if (!pipeline_->init() || !pipeline_->start()) {
+    opts_.log->log(LogLevel::Error, scope_, "pipeline failed to start");
+    return false;
+  }
+  requests_ = metrics_.counter("ingestd_worker_requests_total", "Requests answered by the worker",
+                               {{"worker", std::to_string(opts_.index)}});
+  for (const auto &l : opts_.config->listeners) {
+    auto fd = opts_.listen_fds.find(l.name);
+    if (fd == opts_.listen_fds.end()) continue;
+    std::string name = l.name;
+    Pipeline *p = pipeline_.get();
+    Counter *requests = requests_;
+    Labels labels = {{"listener", name}};
+    MetricsRegistry *m = &metrics_;
+    http::ServerObserver obs;
+    obs.on_response = [m, labels](const http::Request *, int status, size_t bytes_in,
+                                  uint64_t latency_ms) {
+      Labels l = labels;
+      l.emplace_back("code", std::to_string(status));
+      // Registration is a map lookup under the registry lock: per status, not
+      // per request, once the metric exists the pointer lookup is the cost.
+      m->counter("ingestd_http_requests_total", "HTTP answers by listener and status", l)->add();
+      m->counter("ingestd_http_request_bytes_total", "Request bytes received", labels)
+          ->add(bytes_in);
+      m->histogram("ingestd_http_request_duration_seconds",
+                   "Time from a request's first byte to its answer", labels)
+          ->observe(static_cast<double>(latency_ms));
+    };
+    auto server = std::make_unique<http::Server>(
+        &loop_, listener_limits(l),
+        [p, name, requests](http::Request &req, http::Responder r) {
+          requests->add();
+          p->handle(name, req, std::move(r));
+        },
+        std::move(obs));
+    int rc = server->adopt(fd->second);
+    if (rc != 0) {
+      opts_.log->logf(LogLevel::Error, scope_, "listener %s: cannot accept: %s", name.c_str(),
+                      uv_strerror(rc));
+      return false;
+    }
+    servers_[name] = std::move(server);
+  }
+  return true;
+}
+
+void Worker::run(std::promise<bool> *ready) {
+  uv_loop_init(&loop_);
+  bool ok = setup();
+  ready->set_value(ok);  // `ready` is gone after this line
+  if (!ok) {
+    finish();
+  }
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  // Nothing is active any more: free what we own (their close callbacks run
+  // in the next loop turn), then close what a plugin may have left.
+  servers_.clear();
+  pipeline_.reset();
+  retire_timer_ = Timer();
+  {
+    std::lock_guard lock(mu_);
+    wake_open_ = false;
+  }
+  wake_.reset();
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  uv_walk(
+      &loop_,
+      [](uv_handle_t *h, void *) {
+        if (!uv_is_closing(h)) uv_close(h, nullptr);
+      },
+      nullptr);
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  uv_loop_close(&loop_);
+  exited_.store(true, std::memory_order_release);
+  if (opts_.on_exit) opts_.on_exit();
+}
+
+void Worker::on_wake() {
+  bool retire;
+  uint64_t timeout;
+  {
+    std::lock_guard lock(mu_);
+    retire = retire_requested_;
+    timeout = retire_timeout_ms_;
+  }
+  if (retire && !retiring_) begin_retire(timeout);
+}
+
+void Worker::begin_retire(uint64_t timeout_ms) {
+  retiring_ = true;
+  retire_deadline_ = uv_now(&loop_) + timeout_ms;
+  servers_open_ = servers_.size();
+  for (auto &[name, s] : servers_) {
+    s->close(timeout_ms, [this] {
+      if (servers_open_ > 0) --servers_open_;
+      check_retired();
+    });
+  }
+  if (pipeline_) pipeline_->drain();
+  retire_timer_.start(10, 10, [this] { check_retired(); });
+  check_retired();
+}
+
+void Worker::check_retired() {
+  if (finished_) return;
+  bool done = servers_open_ == 0 && (!pipeline_ || pipeline_->idle());
+  if (done || uv_now(&loop_) >= retire_deadline_) finish();
+}
+
+void Worker::finish() {
+  if (finished_) return;
+  finished_ = true;
+  retire_timer_.stop();
+  if (pipeline_) lost_.store(pipeline_->stop(), std::memory_order_relaxed);
+  // Servers must be closed before they are destroyed; force any left.
+  for (auto &[name, s] : servers_) s->close(0, [] {});
+  // Closing the async handle lets uv_run return once the servers are closed;
+  // run() frees the rest.
+  {
+    std::lock_guard lock(mu_);
+    wake_open_ = false;
+  }
+  wake_.reset();
+}
+
+}  // namespace ingestd

@@ -1,0 +1,93 @@
+// A worker: one thread, one uv loop, its own pipeline and HTTP servers on the
+// listen sockets the engine hands it. Nothing is shared with other workers but
+// the read-only config and the dead-letter file.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <future>
+#include <thread>
+
+#include "config/config.h"
+#include "engine/dead_letter.h"
+#include "engine/pipeline.h"
+#include "http/server.h"
+#include "util/log.h"
+#include "util/metrics.h"
+#include "util/uv_handle.h"
+
+namespace ingestd {
+
+class Worker {
+ public:
+  struct Options {
+    int index = 0;
+    uint64_t generation = 0;
+    std::shared_ptr<const config::Config> config;
+    const Logger *log = nullptr;
+    DeadLetter *dead_letter = nullptr;
+    std::map<std::string, int> listen_fds;  // by listener name; the worker dups them
+    std::function<void()> on_exit;          // called from the worker thread when it ends
+  };
+
+  explicit Worker(Options opts);
+  ~Worker();  // joins the thread
+  Worker(const Worker &) = delete;
+  Worker &operator=(const Worker &) = delete;
+
+  // Starts the thread and waits until the pipeline is initialised and every
+  // listener accepts. False when something failed (already logged).
+  bool start();
+  // Thread-safe: stop accepting, answer requests in progress, drain queues for
+  // up to timeout_ms, then stop the plugins and end the thread.
+  void retire(uint64_t timeout_ms);
+  bool exited() const { return exited_.load(std::memory_order_acquire); }
+  void join();
+
+  const MetricsRegistry &metrics() const { return metrics_; }
+  size_t lost_records() const { return lost_.load(std::memory_order_relaxed); }
+  int index() const { return opts_.index; }
+  uint64_t generation() const { return opts_.generation; }
+
+ private:
+  void run(std::promise<bool> *ready);
+  bool setup();
+  void on_wake();
+  void begin_retire(uint64_t timeout_ms);
+  void check_retired();
+  void finish();
+
+  Options opts_;
+  std::string scope_;
+  MetricsRegistry metrics_;
+  std::thread thread_;
+  uv_loop_t loop_{};
+  UvHandle<uv_async_t> wake_;
+  std::unique_ptr<Pipeline> pipeline_;
+  std::map<std::string, std::unique_ptr<http::Server>> servers_;
+  size_t servers_open_ = 0;
+  Timer retire_timer_;
+  uint64_t retire_deadline_ = 0;
+  bool retiring_ = false;
+  bool finished_ = false;
+
+  std::mutex mu_;  // guards the command below (set by the engine thread)
+  bool retire_requested_ = false;
+  bool wake_open_ = false;
+  uint64_t retire_timeout_ms_ = 0;
+
+  std::atomic<bool> exited_{false};
+  std::atomic<size_t> lost_{0};
+  Counter *requests_ = nullptr;
+};
+
+// HTTP server limits of a [listeners.*] section.
+http::ServerLimits listener_limits(const config::Section &listener);
+
+}  // namespace ingestd

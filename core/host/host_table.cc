@@ -1,0 +1,379 @@
+// The host functions plugins call: options, logging, timers, metrics,
+// records and batches. Each casts the opaque handle back to the host type.
+#include <chrono>
+#include <cstdarg>
+#include <cstring>
+
+#include "config/config.h"
+#include "host/instance.h"
+
+namespace ingestd {
+namespace {
+
+using json::Kind;
+using json::Value;
+
+const Value *V(const ingestd_value_t *v) { return reinterpret_cast<const Value *>(v); }
+const ingestd_value_t *A(const Value *v) { return reinterpret_cast<const ingestd_value_t *>(v); }
+
+// ---- logging, loop, time
+void host_log(ingestd_instance_t *inst, ingestd_log_level_type level, const char *fmt, ...) {
+  Instance *in = Instance::from(inst);
+  auto lvl = static_cast<LogLevel>(level);
+  if (!in->logger || !in->logger->enabled(lvl)) return;
+  va_list ap;
+  va_start(ap, fmt);
+  char buf[1024];
+  int n = std::vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  std::string msg = in->log_prefix;
+  msg.append(buf, std::min<size_t>(static_cast<size_t>(n), sizeof buf - 1));
+  in->logger->log(lvl, in->scope, msg);
+}
+
+const char *host_instance_name(const ingestd_instance_t *inst) {
+  return Instance::from(inst)->name.c_str();
+}
+
+void *host_uv_loop(ingestd_instance_t *inst) { return Instance::from(inst)->loop; }
+
+void on_plugin_timer(uv_timer_t *t) {
+  auto *pt = static_cast<PluginTimer *>(t->data);
+  pt->cb(pt->arg);  // may call timer_stop(pt): touch nothing after this
+}
+
+ingestd_timer_t *host_timer_start(ingestd_instance_t *inst, uint64_t timeout_ms,
+                                  uint64_t repeat_ms, ingestd_timer_cb cb, void *arg) {
+  Instance *in = Instance::from(inst);
+  if (!in->loop || !cb) return nullptr;
+  auto pt = std::make_unique<PluginTimer>();
+  auto *h = new uv_timer_t;
+  uv_timer_init(in->loop, h);
+  h->data = pt.get();
+  pt->handle = UvHandle<uv_timer_t>(h);
+  pt->cb = cb;
+  pt->arg = arg;
+  pt->owner = in;
+  uv_timer_start(h, on_plugin_timer, timeout_ms, repeat_ms);
+  auto *raw = pt.get();
+  in->timers.push_back(std::move(pt));
+  return reinterpret_cast<ingestd_timer_t *>(raw);
+}
+
+void host_timer_restart(ingestd_timer_t *timer, uint64_t timeout_ms, uint64_t repeat_ms) {
+  auto *pt = reinterpret_cast<PluginTimer *>(timer);
+  if (!pt) return;
+  uv_timer_start(pt->handle.get(), on_plugin_timer, timeout_ms, repeat_ms);
+}
+
+void host_timer_stop(ingestd_timer_t *timer) {
+  auto *pt = reinterpret_cast<PluginTimer *>(timer);
+  if (!pt) return;
+  auto &v = pt->owner->timers;
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    if (it->get() == pt) {
+      v.erase(it);  // closes the handle; memory goes in its close callback
+      return;
+    }
+  }
+}
+
+uint64_t host_now_ms(ingestd_instance_t *inst) {
+  Instance *in = Instance::from(inst);
+  return in->loop ? uv_now(in->loop) : 0;
+}
+
+int64_t host_wall_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+// ---- metrics: a metric handle is the Counter* or Gauge* tagged in bit 0
+ingestd_metric_t *host_counter(ingestd_instance_t *inst, const char *name, const char *help) {
+  Instance *in = Instance::from(inst);
+  if (!in->metrics || !name) return nullptr;
+  Counter *c = in->metrics->counter(std::string("ingestd_") + name, help ? help : "", in->labels);
+  return reinterpret_cast<ingestd_metric_t *>(c);
+}
+
+ingestd_metric_t *host_gauge(ingestd_instance_t *inst, const char *name, const char *help) {
+  Instance *in = Instance::from(inst);
+  if (!in->metrics || !name) return nullptr;
+  Gauge *g = in->metrics->gauge(std::string("ingestd_") + name, help ? help : "", in->labels);
+  return reinterpret_cast<ingestd_metric_t *>(reinterpret_cast<uintptr_t>(g) | 1u);
+}
+
+void host_metric_add(ingestd_metric_t *m, double delta) {
+  auto p = reinterpret_cast<uintptr_t>(m);
+  if (!p) return;
+  if (p & 1u) {
+    reinterpret_cast<Gauge *>(p & ~uintptr_t{1})->add(delta);
+  } else if (delta > 0) {
+    reinterpret_cast<Counter *>(p)->add(static_cast<uint64_t>(delta));
+  }
+}
+
+void host_metric_set(ingestd_metric_t *m, double value) {
+  auto p = reinterpret_cast<uintptr_t>(m);
+  if (p & 1u) reinterpret_cast<Gauge *>(p & ~uintptr_t{1})->set(value);
+}
+
+// ---- records
+const char *host_record_tag(const ingestd_record_t *rec) { return Record::from(rec)->tag.c_str(); }
+int64_t host_record_received_ms(const ingestd_record_t *rec) {
+  return Record::from(rec)->received_ms;
+}
+const ingestd_value_t *host_record_root(const ingestd_record_t *rec) {
+  return A(&Record::from(rec)->root);
+}
+const ingestd_value_t *host_record_get(const ingestd_record_t *rec, const char *path) {
+  return path ? A(Record::from(rec)->root.find_path(path)) : nullptr;
+}
+
+int set_path(ingestd_record_t *rec, const char *path, Value v) {
+  if (!path || !*path) return -1;
+  Record *r = Record::from(rec);
+  if (!r->root.set_path(path, std::move(v))) return -1;
+  r->modified();
+  return 0;
+}
+int host_record_set_string(ingestd_record_t *rec, const char *path, const char *s, size_t len) {
+  return set_path(rec, path, Value::string(std::string_view(s ? s : "", s ? len : 0)));
+}
+int host_record_set_number(ingestd_record_t *rec, const char *path, double v) {
+  return set_path(rec, path, Value::number(v));
+}
+int host_record_set_int(ingestd_record_t *rec, const char *path, int64_t v) {
+  return set_path(rec, path, Value::integer(v));
+}
+int host_record_set_bool(ingestd_record_t *rec, const char *path, int v) {
+  return set_path(rec, path, Value::boolean(v != 0));
+}
+int host_record_set_null(ingestd_record_t *rec, const char *path) {
+  return set_path(rec, path, Value());
+}
+int host_record_set_json(ingestd_record_t *rec, const char *path, const char *text, size_t len) {
+  if (!text) return -1;
+  Value v;
+  json::ParseError err;
+  if (!json::parse(std::string_view(text, len), &v, &err)) return -1;
+  return set_path(rec, path, std::move(v));
+}
+int host_record_remove(ingestd_record_t *rec, const char *path) {
+  Record *r = Record::from(rec);
+  if (!path || !r->root.erase_path(path)) return 0;
+  r->modified();
+  return 1;
+}
+int host_record_rename(ingestd_record_t *rec, const char *from, const char *to) {
+  Record *r = Record::from(rec);
+  if (!from || !to) return 0;
+  const Value *v = r->root.find_path(from);
+  if (!v) return 0;
+  Value copy = *v;
+  r->root.erase_path(from);
+  if (!r->root.set_path(to, std::move(copy))) return -1;
+  r->modified();
+  return 1;
+}
+const char *host_record_json(ingestd_record_t *rec, size_t *len) {
+  const std::string &s = Record::from(rec)->json();
+  if (len) *len = s.size();
+  return s.c_str();
+}
+
+// ---- values
+ingestd_value_kind_type host_value_kind(const ingestd_value_t *v) {
+  if (!v) return INGESTD_VALUE_NULL;
+  switch (V(v)->kind()) {
+    case Kind::Null:
+      return INGESTD_VALUE_NULL;
+    case Kind::Bool:
+      return INGESTD_VALUE_BOOL;
+    case Kind::Number:
+      return INGESTD_VALUE_NUMBER;
+    case Kind::String:
+      return INGESTD_VALUE_STRING;
+    case Kind::Array:
+      return INGESTD_VALUE_ARRAY;
+    case Kind::Object:
+      return INGESTD_VALUE_OBJECT;
+  }
+  return INGESTD_VALUE_NULL;
+}
+int host_value_bool(const ingestd_value_t *v) {
+  return v && V(v)->kind() == Kind::Bool && V(v)->as_bool();
+}
+double host_value_number(const ingestd_value_t *v) {
+  return v && V(v)->kind() == Kind::Number ? V(v)->as_double() : 0.0;
+}
+const char *host_value_number_text(const ingestd_value_t *v, size_t *len) {
+  if (!v || V(v)->kind() != Kind::Number) return nullptr;
+  std::string_view t = V(v)->number_text();
+  if (len) *len = t.size();
+  return t.data();
+}
+const char *host_value_string(const ingestd_value_t *v, size_t *len) {
+  if (!v || V(v)->kind() != Kind::String) return nullptr;
+  std::string_view s = V(v)->as_string();
+  if (len) *len = s.size();
+  return s.data();
+}
+size_t host_value_size(const ingestd_value_t *v) {
+  if (!v) return 0;
+  Kind k = V(v)->kind();
+  return (k == Kind::Array || k == Kind::Object) ? V(v)->size() : 0;
+}
+const ingestd_value_t *host_value_item(const ingestd_value_t *v, size_t i) {
+  if (!v || i >= host_value_size(v)) return nullptr;
+  return V(v)->kind() == Kind::Array ? A(&V(v)->at(i)) : A(&V(v)->value_at(i));
+}
+const char *host_value_key(const ingestd_value_t *v, size_t i, size_t *len) {
+  if (!v || V(v)->kind() != Kind::Object || i >= V(v)->size()) return nullptr;
+  std::string_view k = V(v)->key(i);
+  if (len) *len = k.size();
+  return k.data();
+}
+const ingestd_value_t *host_value_get(const ingestd_value_t *v, const char *key) {
+  if (!v || !key || V(v)->kind() != Kind::Object) return nullptr;
+  return A(V(v)->find(key));
+}
+const char *host_value_json(ingestd_instance_t *inst, const ingestd_value_t *v, size_t *len) {
+  Instance *in = Instance::from(inst);
+  in->scratch.clear();
+  if (v) {
+    json::serialize(*V(v), &in->scratch);
+  } else {
+    in->scratch = "null";
+  }
+  if (len) *len = in->scratch.size();
+  return in->scratch.c_str();
+}
+
+int host_emit_json(ingestd_instance_t *inst, const char *text, size_t len) {
+  Instance *in = Instance::from(inst);
+  if (!in->emit || !text) return -1;
+  return in->emit(std::string_view(text, len));
+}
+
+// ---- batches
+size_t host_batch_size(const ingestd_batch_t *b) { return Batch::from(b)->records.size(); }
+ingestd_record_t *host_batch_record(ingestd_batch_t *b, size_t i) {
+  Batch *bt = Batch::from(b);
+  return i < bt->records.size() ? bt->records[i]->abi() : nullptr;
+}
+void host_batch_retry_record(ingestd_batch_t *b, size_t i) {
+  Batch *bt = Batch::from(b);
+  if (i < bt->marks.size() && !bt->done) bt->marks[i] = Mark::Retry;
+}
+void host_batch_dead_letter(ingestd_batch_t *b, size_t i, const char *reason) {
+  Batch *bt = Batch::from(b);
+  if (i >= bt->marks.size() || bt->done) return;
+  bt->marks[i] = Mark::DeadLetter;
+  bt->reasons[i] = reason ? reason : "dead-lettered by the output";
+}
+void host_batch_done(ingestd_batch_t *b, ingestd_batch_status_type status) {
+  Batch *bt = Batch::from(b);
+  if (bt->done) return;  // a second batch_done is ignored, never a double free
+  bt->done = true;
+  auto cb = std::move(bt->on_done);
+  if (cb) cb(*bt, status);  // may free the batch
+}
+
+const ingestd_host_t kHost = {
+    sizeof(ingestd_host_t),
+    INGESTD_ABI_MAJOR,
+    INGESTD_ABI_MINOR,
+    config::has_option,
+    config::option_string,
+    config::option_int,
+    config::option_size,
+    config::option_double,
+    config::option_bool,
+    config::option_list_size,
+    config::option_list_item,
+    config::option_list_list_size,
+    config::option_list_list_item,
+    config::option_map_key,
+    host_log,
+    host_instance_name,
+    host_uv_loop,
+    host_timer_start,
+    host_timer_restart,
+    host_timer_stop,
+    host_now_ms,
+    host_wall_ms,
+    host_counter,
+    host_gauge,
+    host_metric_add,
+    host_metric_set,
+    host_record_tag,
+    host_record_received_ms,
+    host_record_root,
+    host_record_get,
+    host_record_set_string,
+    host_record_set_number,
+    host_record_set_int,
+    host_record_set_bool,
+    host_record_set_null,
+    host_record_set_json,
+    host_record_remove,
+    host_record_rename,
+    host_record_json,
+    host_value_kind,
+    host_value_bool,
+    host_value_number,
+    host_value_number_text,
+    host_value_string,
+    host_value_size,
+    host_value_item,
+    host_value_key,
+    host_value_get,
+    host_value_json,
+    host_emit_json,
+    host_batch_size,
+    host_batch_record,
+    host_batch_retry_record,
+    host_batch_dead_letter,
+    host_batch_done,
+};
+
+}  // namespace
+
+const ingestd_host_t *host_table() { return &kHost; }
+
+// ---- instance lifecycle
+bool Instance::init() {
+  void *d = nullptr;
+  int rc = plugin->on_init(host_table(), abi(), config, &d);
+  if (rc != 0) {
+    if (d && plugin->on_destroy) plugin->on_destroy(d);
+    return false;
+  }
+  data = d;
+  initialized = true;
+  return true;
+}
+
+bool Instance::start() {
+  if (!initialized) return false;
+  if (plugin->on_start && plugin->on_start(data) != 0) return false;
+  started = true;
+  return true;
+}
+
+void Instance::stop() {
+  if (started && plugin->on_stop) plugin->on_stop(data);
+  started = false;
+}
+
+void Instance::destroy() {
+  stop();
+  if (initialized && plugin->on_destroy) plugin->on_destroy(data);
+  initialized = false;
+  data = nullptr;
+  timers.clear();
+}
+
+}  // namespace ingestd

@@ -1,0 +1,85 @@
+// A plugin instance as the host sees it: the object behind ingestd_instance_t,
+// plus batches (ingestd_batch_t) and the host-function table.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "host/record.h"
+#include "ingestd/plugin.h"
+#include "util/log.h"
+#include "util/metrics.h"
+#include "util/uv_handle.h"
+
+namespace ingestd {
+
+struct Instance;
+
+// A timer a plugin started; owned by its instance until timer_stop.
+struct PluginTimer {
+  UvHandle<uv_timer_t> handle;
+  ingestd_timer_cb cb = nullptr;
+  void *arg = nullptr;
+  Instance *owner = nullptr;
+};
+
+struct Instance {
+  const ingestd_plugin_t *plugin = nullptr;
+  std::string name;   // section name: "redis"
+  std::string scope;  // "outputs.redis", for logs
+  const ingestd_config_t *config = nullptr;
+  uv_loop_t *loop = nullptr;
+  const Logger *logger = nullptr;
+  MetricsRegistry *metrics = nullptr;
+  Labels labels;           // {output="redis"}
+  std::string log_prefix;  // `ingestd -t`: "file:line:col: " of the section
+  void *data = nullptr;    // the plugin's, from on_init
+  bool initialized = false;
+  bool started = false;
+  std::string scratch;  // value_json's buffer
+  std::vector<std::unique_ptr<PluginTimer>> timers;
+  // Inputs: route a record built from JSON text (emit_json).
+  std::function<int(std::string_view)> emit;
+
+  ingestd_instance_t *abi() { return reinterpret_cast<ingestd_instance_t *>(this); }
+  static Instance *from(ingestd_instance_t *i) { return reinterpret_cast<Instance *>(i); }
+  static const Instance *from(const ingestd_instance_t *i) {
+    return reinterpret_cast<const Instance *>(i);
+  }
+
+  // Runs on_init; false (already logged) when the plugin refuses its config.
+  bool init();
+  bool start();
+  void stop();
+  // on_destroy, then the timers the plugin left running.
+  void destroy();
+  ~Instance() { destroy(); }
+};
+
+// What the output decided for each record of a batch.
+enum class Mark : uint8_t { None, Retry, DeadLetter };
+
+struct Batch {
+  uint64_t id = 0;
+  std::vector<RecordPtr> records;
+  std::vector<Mark> marks;
+  std::vector<std::string> reasons;  // dead-letter reasons, by record
+  bool done = false;
+  uint64_t started_ms = 0;
+  std::function<void(Batch &, ingestd_batch_status_type)> on_done;
+
+  ingestd_batch_t *abi() { return reinterpret_cast<ingestd_batch_t *>(this); }
+  static Batch *from(ingestd_batch_t *b) { return reinterpret_cast<Batch *>(b); }
+  static const Batch *from(const ingestd_batch_t *b) { return reinterpret_cast<const Batch *>(b); }
+};
+
+// The host-function table handed to every plugin (immutable, one per process).
+const ingestd_host_t *host_table();
+
+}  // namespace ingestd

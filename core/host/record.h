@@ -1,0 +1,73 @@
+// Records: one JSON object with its tag, shared by the outputs it is routed to.
+// Reference counts are plain integers: a record never leaves its worker.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "ingestd/plugin.h"
+#include "json/json.h"
+
+namespace ingestd {
+
+struct Record {
+  json::Value root;
+  std::string tag;
+  int64_t received_ms = 0;
+  uint32_t refs = 0;
+
+  // The record as compact JSON, serialised once for every output that wants it.
+  const std::string &json() {
+    if (!json_valid_) {
+      json_.clear();
+      json::serialize(root, &json_);
+      json_valid_ = true;
+    }
+    return json_;
+  }
+  void modified() { json_valid_ = false; }
+
+  ingestd_record_t *abi() { return reinterpret_cast<ingestd_record_t *>(this); }
+  static Record *from(ingestd_record_t *r) { return reinterpret_cast<Record *>(r); }
+  static const Record *from(const ingestd_record_t *r) { return reinterpret_cast<const Record *>(r); }
+
+ private:
+  std::string json_;
+  bool json_valid_ = false;
+};
+
+class RecordPtr {
+ public:
+  RecordPtr() = default;
+  explicit RecordPtr(Record *r) : r_(r) {
+    if (r_) ++r_->refs;
+  }
+  RecordPtr(const RecordPtr &o) : RecordPtr(o.r_) {}
+  RecordPtr(RecordPtr &&o) noexcept : r_(std::exchange(o.r_, nullptr)) {}
+  RecordPtr &operator=(RecordPtr o) noexcept {
+    std::swap(r_, o.r_);
+    return *this;
+  }
+  ~RecordPtr() {
+    if (r_ && --r_->refs == 0) delete r_;
+  }
+  static RecordPtr make() { return RecordPtr(new Record); }
+  Record *get() const { return r_; }
+  Record *operator->() const { return r_; }
+  Record &operator*() const { return *r_; }
+  explicit operator bool() const { return r_ != nullptr; }
+  // A copy this caller may modify without changing what others see.
+  RecordPtr clone() const {
+    RecordPtr c = make();
+    c->root = r_->root;
+    c->tag = r_->tag;
+    c->received_ms = r_->received_ms;
+    return c;
+  }
+
+ private:
+  Record *r_ = nullptr;
+};
+
+}  // namespace ingestd

@@ -1,0 +1,77 @@
+// Loader refusals, each with one line naming the path and the reason.
+#include "host/plugin_loader.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace ingestd {
+namespace {
+
+const std::string kDir = TEST_PLUGIN_DIR;
+
+std::string open_error(const std::string &file, int kind = 0, std::string_view name = {}) {
+  std::string why;
+  auto lib = PluginLibrary::open(kDir + "/" + file, kind, name, &why);
+  EXPECT_EQ(lib, nullptr) << file << " loaded but should not";
+  EXPECT_EQ(why.find('\n'), std::string::npos) << "one line: " << why;
+  EXPECT_EQ(why.rfind(kDir + "/" + file, 0), 0u) << "names the path first: " << why;
+  return why;
+}
+
+TEST(PluginLoader, MissingFile) {
+  std::string why = open_error("out_nope.so");
+  EXPECT_NE(why.find("No such file or directory"), std::string::npos) << why;
+}
+
+TEST(PluginLoader, MissingSymbol) {
+  std::string why = open_error("out_nosymbol.so");
+  EXPECT_NE(why.find("symbol 'ingestd_plugin_v1' not found"), std::string::npos) << why;
+}
+
+TEST(PluginLoader, OtherAbiVersion) {
+  std::string why = open_error("out_wrongabi.so");
+  EXPECT_NE(why.find("built for plugin ABI 99.0"), std::string::npos) << why;
+  EXPECT_NE(why.find("this ingestd speaks 1."), std::string::npos) << why;
+}
+
+TEST(PluginLoader, DescriptorTooSmall) {
+  std::string why = open_error("out_small.so");
+  EXPECT_NE(why.find("descriptor is 16 bytes"), std::string::npos) << why;
+}
+
+TEST(PluginLoader, UnresolvedSymbolFailsAtLoad) {
+  std::string why = open_error("out_unresolved.so");
+  EXPECT_NE(why.find("undefined symbol"), std::string::npos) << why;
+}
+
+TEST(PluginLoader, DuplicateOptionDescriptions) {
+  std::string why = open_error("out_badopts.so");
+  EXPECT_NE(why.find("repeats another option's description"), std::string::npos) << why;
+}
+
+TEST(PluginLoader, WrongKindAndName) {
+  std::string why;
+  EXPECT_EQ(PluginLibrary::open(kDir + "/out_null.so", INGESTD_KIND_INPUT, "", &why), nullptr);
+  EXPECT_NE(why.find("is an output plugin, expected an input plugin"), std::string::npos) << why;
+  EXPECT_EQ(PluginLibrary::open(kDir + "/out_null.so", 0, "other", &why), nullptr);
+  EXPECT_NE(why.find("names itself 'null'"), std::string::npos) << why;
+}
+
+TEST(PluginLoader, LoadsAGoodPlugin) {
+  std::string why;
+  auto lib = PluginLibrary::open(kDir + "/out_null.so", INGESTD_KIND_OUTPUT, "null", &why);
+  ASSERT_NE(lib, nullptr) << why;
+  EXPECT_STREQ(lib->descriptor()->name, "null");
+}
+
+TEST(PluginCatalog, FindExplainsMissingPlugin) {
+  PluginCatalog cat(kDir);
+  std::string why;
+  EXPECT_EQ(cat.find(INGESTD_KIND_OUTPUT, "kafka", &why), nullptr);
+  EXPECT_EQ(why, "no output plugin 'kafka': " + kDir + "/out_kafka.so does not exist (see --list-plugins)");
+  EXPECT_NE(cat.find(INGESTD_KIND_OUTPUT, "null", &why), nullptr) << why;
+}
+
+}  // namespace
+}  // namespace ingestd
