@@ -3,6 +3,8 @@
 
 #include <cstdio>
 #include <cstring>
+#include <span>
+#include <utility>
 #include <string>
 #include <string_view>
 
@@ -33,6 +35,7 @@ constexpr const char *kUsage =
     "      --log-level LEVEL error, warn, info or debug (overrides service.log_level)\n"
     "      --list-plugins    list the plugins found, with -v their options\n"
     "  -v, --verbose         with --list-plugins: print every option\n"
+    "      --options-mdoc    every option of the core and the plugins as mdoc (for ingestd.conf(5))\n"
     "  -V, --version         print the version\n"
     "  -h, --help            this text\n"
     "\n"
@@ -80,6 +83,67 @@ void print_options(const ingestd_option_t *opts, size_t n) {
   }
 }
 
+// mdoc for one option table, for ingestd.conf(5) (built from the tables, so
+// the page cannot drift from the code).
+std::string mdoc_escape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\\') {
+      out += "\\e";
+    } else {
+      out += c;
+    }
+  }
+  // A line starting with '.' or '\'' would be a request.
+  if (!out.empty() && (out[0] == '.' || out[0] == '\'')) out.insert(0, "\\&");
+  return out;
+}
+
+void print_options_mdoc(std::span<const ingestd_option_t> opts) {
+  std::printf(".Bl -tag -width Ds\n");
+  for (const auto &o : opts) {
+    std::printf(".It Cm %s Pq %s", o.name, type_name(o.type));
+    std::printf("\n%s.\n", mdoc_escape(o.description).c_str());
+    if (o.type == INGESTD_OPT_ENUM && o.choices) std::printf("One of: %s.\n", o.choices);
+    if (o.flags & INGESTD_OPT_REQUIRED) {
+      std::printf("Required.\n");
+    } else if (o.default_value) {
+      std::printf("Default:\n.Li %s .\n", mdoc_escape(o.default_value).c_str());
+    }
+  }
+  std::printf(".El\n");
+}
+
+int options_mdoc(const std::string &dir) {
+  namespace cfg = ingestd::config;
+  const std::pair<const char *, std::span<const ingestd_option_t>> core[] = {
+      {"service", cfg::service_options()},   {"listeners", cfg::listener_options()},
+      {"inputs", cfg::input_options()},      {"filters", cfg::filter_options()},
+      {"outputs", cfg::output_options()},    {"routes", cfg::route_options()},
+  };
+  for (const auto &[name, table] : core) {
+    std::printf(".Ss Options of every %s section\n", name);
+    print_options_mdoc(table);
+  }
+  ingestd::PluginCatalog catalog(dir);
+  std::vector<std::string> errors;
+  auto plugins = catalog.load_all(&errors);
+  std::printf(".Sh PLUGINS\nOptions of the plugins in\n.Pa %s ,\nbesides the ones every section "
+              "of their kind has.\n",
+              dir.c_str());
+  for (const auto *p : plugins) {
+    std::printf(".Ss %s %s\n%s.\n", ingestd::kind_word(p->kind), p->name,
+                mdoc_escape(p->description ? p->description : "").c_str());
+    if (p->option_count == 0) {
+      std::printf("No options of its own.\n");
+    } else {
+      print_options_mdoc(std::span(p->options, p->option_count));
+    }
+  }
+  for (const auto &e : errors) std::fprintf(stderr, "%s\n", e.c_str());
+  return errors.empty() ? 0 : 1;
+}
+
 int list_plugins(const std::string &dir, bool verbose) {
   ingestd::PluginCatalog catalog(dir);
   std::vector<std::string> errors;
@@ -116,7 +180,7 @@ bool take_value(int argc, char **argv, int *i, std::string_view flag, std::strin
 int main(int argc, char **argv) {
   ingestd::EngineOptions opts;
   opts.config_path = INGESTD_DEFAULT_CONFIG;
-  bool test = false, list = false, verbose = false;
+  bool test = false, list = false, verbose = false, mdoc = false;
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
     std::string v;
@@ -135,6 +199,8 @@ int main(int argc, char **argv) {
       opts.log_level = lvl;
     } else if (a == "-t" || a == "--test") {
       test = true;
+    } else if (a == "--options-mdoc") {
+      mdoc = true;
     } else if (a == "--list-plugins") {
       list = true;
     } else if (a == "-v" || a == "--verbose") {
@@ -154,6 +220,9 @@ int main(int argc, char **argv) {
   // A closed reader must not kill the daemon: write errors are handled.
   ::signal(SIGPIPE, SIG_IGN);
   ingestd::Logger log(2, opts.log_level.value_or(ingestd::LogLevel::Info));
+  if (mdoc) {
+    return options_mdoc(opts.plugins_dir.empty() ? INGESTD_DEFAULT_PLUGINS_DIR : opts.plugins_dir);
+  }
   if (list) {
     return list_plugins(opts.plugins_dir.empty() ? INGESTD_DEFAULT_PLUGINS_DIR : opts.plugins_dir,
                         verbose);

@@ -404,7 +404,9 @@ bool apply_default(const ingestd_option_t &row, OptionValue *v, std::string *err
           toml::parse(std::string_view("v = " + std::string(text)), std::string_view("default"));
       converter.convert(*t.get("v"), v);
     } catch (const toml::parse_error &e) {
-      errors.push_back(Error{{}, std::string(e.description())});
+      Error err;  // built step by step: g++ 12 -O3 misreads Error{{}, ...} as uninitialised
+      err.message = std::string(e.description());
+      errors.push_back(std::move(err));
     }
   }
   v->pos = {};

@@ -20,7 +20,7 @@ constexpr ingestd_option_t kService[] = {
     {"admin", INGESTD_OPT_STRING, "127.0.0.1:2020", 0, nullptr, kNoMin, kNoMax,
      "host:port of the admin endpoint (/healthz, /readyz, /metrics); \"\" disables it"},
     {"storage_dir", INGESTD_OPT_STRING, "/var/lib/ingestd", 0, nullptr, kNoMin, kNoMax,
-     "Directory for disk-buffered output queues"},
+     "Directory for the dead-letter file and disk-buffered output queues"},
     {"shutdown_timeout", INGESTD_OPT_DURATION, "10s", kReload, nullptr, 0, 86400000,
      "How long SIGTERM waits for queues to drain before exiting"},
     {"watch_config", INGESTD_OPT_BOOL, "false", kReload, nullptr, kNoMin, kNoMax,

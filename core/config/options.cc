@@ -261,8 +261,8 @@ bool parse_listen_address(std::string_view text, std::string *host, uint16_t *po
   }
   uint64_t p = 0;
   size_t used = read_uint(rest, &p);
-  if (used == 0 || used != rest.size() || p < 1 || p > 65535) {
-    return fail("port must be a number from 1 to 65535");
+  if (used == 0 || used != rest.size() || p > 65535) {
+    return fail("port must be a number from 0 to 65535 (0: any free port)");
   }
   if (host) *host = std::move(h);
   if (port) *port = static_cast<uint16_t>(p);

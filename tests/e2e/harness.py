@@ -160,13 +160,15 @@ class Daemon:
             conn.close()
 
     def admin_get(self, path):
+        conn = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=10)
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=10)
             conn.request("GET", path)
             r = conn.getresponse()
             return r.status, r.read().decode()
         except OSError:
             return 0, ""
+        finally:
+            conn.close()
 
     def metric(self, name, **labels):
         """Sum of the series of `name` whose labels include `labels`."""

@@ -603,7 +603,7 @@ TEST_F(ConfigTest, ListenerAddresses) {
         "[listeners.b]\nlisten = \"[::]:80\"\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\", "
         "\"10.0.0.0/33\", \"proxy\"]\n"
         "[listeners.c]\nlisten = \"example.com:80\"\n"
-        "[listeners.d]\nlisten = \"127.0.0.1:0\"\n"
+        "[listeners.d]\nlisten = \"127.0.0.1:65536\"\n"
         "[listeners.e]\nlisten = \"::1:80\"\n"
         "[service]\nadmin = \"nohost\"\n");
   EXPECT_THAT(
@@ -614,8 +614,8 @@ TEST_F(ConfigTest, ListenerAddresses) {
                   "not an IPv4 or IPv6 address",
                   "D/main.toml:7:10: option 'listen': invalid address 'example.com:80': host must "
                   "be an IPv4 address, [IPv6 address] or localhost",
-                  "D/main.toml:9:10: option 'listen': invalid address '127.0.0.1:0': port must be "
-                  "a number from 1 to 65535",
+                  "D/main.toml:9:10: option 'listen': invalid address '127.0.0.1:65536': port "
+                  "must be a number from 0 to 65535 (0: any free port)",
                   "D/main.toml:11:10: option 'listen': invalid address '::1:80': write an IPv6 "
                   "address in brackets, e.g. \"[::1]:8080\"",
                   "D/main.toml:13:9: option 'admin': invalid address 'nohost': expected host:port "
