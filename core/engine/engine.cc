@@ -23,8 +23,8 @@ std::string default_plugins_dir(const EngineOptions &o) {
 }
 }  // namespace
 
-bool load_config(const EngineOptions &opts, std::unique_ptr<PluginCatalog> *catalog,
-                 std::shared_ptr<config::Config> *out, std::vector<std::string> *errors) {
+bool load_setup(const EngineOptions &opts, std::unique_ptr<PluginCatalog> *catalog,
+                std::shared_ptr<const Setup> *out, std::vector<std::string> *errors) {
   if (!*catalog) *catalog = std::make_unique<PluginCatalog>(default_plugins_dir(opts));
   for (int pass = 0; pass < 2; ++pass) {
     auto cfg = std::make_shared<config::Config>();
@@ -46,7 +46,15 @@ bool load_config(const EngineOptions &opts, std::unique_ptr<PluginCatalog> *cata
       for (const auto &e : errs) errors->push_back(e.str());
       return false;
     }
-    *out = std::move(cfg);
+    auto setup = std::make_shared<Setup>();
+    for (const auto &l : cfg->listeners) {
+      if (!l.options.has("api_keys_file")) continue;
+      auto keys = ApiKeys::load(l.options.get_string("api_keys_file"), errors);
+      if (keys) setup->api_keys[l.name] = std::move(keys);
+    }
+    if (!errors->empty()) return false;
+    setup->config = std::move(cfg);
+    *out = std::move(setup);
     return true;
   }
   return false;
@@ -54,9 +62,9 @@ bool load_config(const EngineOptions &opts, std::unique_ptr<PluginCatalog> *cata
 
 int check_config(const EngineOptions &opts, Logger *log) {
   std::unique_ptr<PluginCatalog> catalog;
-  std::shared_ptr<config::Config> cfg;
+  std::shared_ptr<const Setup> setup;
   std::vector<std::string> errors;
-  if (!load_config(opts, &catalog, &cfg, &errors)) {
+  if (!load_setup(opts, &catalog, &setup, &errors)) {
     for (const auto &e : errors) std::fprintf(stderr, "%s\n", e.c_str());
     std::fprintf(stderr, "ingestd: configuration %s: %zu error%s\n", opts.config_path.c_str(),
                  errors.size(), errors.size() == 1 ? "" : "s");
@@ -75,7 +83,7 @@ int check_config(const EngineOptions &opts, Logger *log) {
   env.check_only = true;
   bool ok;
   {
-    Pipeline p(cfg, env);
+    Pipeline p(setup, env);
     ok = p.init();
     p.stop();
   }
@@ -87,7 +95,7 @@ int check_config(const EngineOptions &opts, Logger *log) {
     return 1;
   }
   std::fprintf(stderr, "ingestd: configuration %s is valid (%zu files)\n", opts.config_path.c_str(),
-               cfg->files.size());
+               setup->config->files.size());
   return 0;
 }
 
@@ -182,17 +190,20 @@ void Engine::close_unused_sockets() {
   }
 }
 
-bool Engine::start_generation(std::shared_ptr<const config::Config> cfg, std::string *why) {
+bool Engine::start_generation(std::shared_ptr<const Setup> setup, std::string *why) {
+  const config::Config *cfg = setup->config.get();
   int n = worker_count(*cfg);
   if (!ensure_listen_sockets(*cfg, n, why)) return false;
   auto gen = std::make_unique<Generation>();
   gen->id = next_generation_++;
+  gen->setup = setup;
   gen->config = cfg;
   for (int i = 0; i < n; ++i) {
     Worker::Options wo;
     wo.index = i;
+    wo.worker_count = n;
     wo.generation = gen->id;
-    wo.config = cfg;
+    wo.setup = setup;
     wo.log = log_;
     wo.dead_letter = dead_letter_.get();
     for (const auto &l : cfg->listeners)
@@ -260,9 +271,9 @@ void Engine::maybe_finish() {
 void Engine::reload() {
   if (shutting_down_) return;
   log_->log(LogLevel::Info, kScope, "reloading configuration (SIGHUP)");
-  std::shared_ptr<config::Config> cfg;
+  std::shared_ptr<const Setup> setup;
   std::vector<std::string> errors;
-  if (!load_config(opts_, &catalog_, &cfg, &errors)) {
+  if (!load_setup(opts_, &catalog_, &setup, &errors)) {
     for (const auto &e : errors) log_->log(LogLevel::Error, kScope, e);
     log_->logf(LogLevel::Error, kScope,
                "reload refused: %zu error%s in the new configuration; the running one stays",
@@ -272,10 +283,11 @@ void Engine::reload() {
   }
   if (!opts_.log_level) {
     LogLevel lvl;
-    if (parse_log_level(cfg->service.get_string("log_level"), &lvl)) log_->set_level(lvl);
+    if (parse_log_level(setup->config->service.get_string("log_level"), &lvl))
+      log_->set_level(lvl);
   }
   std::string why;
-  if (!start_generation(cfg, &why)) {
+  if (!start_generation(setup, &why)) {
     log_->logf(LogLevel::Error, kScope, "reload refused: %s; the running configuration stays",
                why.c_str());
     reload_failures_->add();
@@ -363,14 +375,15 @@ void Engine::handle_admin(http::Request &req, http::Responder r) {
 }
 
 int Engine::run() {
-  std::shared_ptr<config::Config> cfg;
+  std::shared_ptr<const Setup> setup;
   std::vector<std::string> errors;
-  if (!load_config(opts_, &catalog_, &cfg, &errors)) {
+  if (!load_setup(opts_, &catalog_, &setup, &errors)) {
     for (const auto &e : errors) log_->log(LogLevel::Error, kScope, e);
     log_->logf(LogLevel::Error, kScope, "%zu configuration error%s; not starting", errors.size(),
                errors.size() == 1 ? "" : "s");
     return 1;
   }
+  const config::Config *cfg = setup->config.get();
   if (opts_.log_level) {
     log_->set_level(*opts_.log_level);
   } else {
@@ -397,7 +410,7 @@ int Engine::run() {
 
   if (!start_admin(*cfg)) return 1;
   std::string why;
-  if (!start_generation(cfg, &why)) {
+  if (!start_generation(setup, &why)) {
     log_->logf(LogLevel::Error, kScope, "%s; not starting", why.c_str());
     shutting_down_ = true;
     reap();

@@ -20,6 +20,7 @@
 
 #include "config/config.h"
 #include "engine/dead_letter.h"
+#include "engine/setup.h"
 #include "engine/worker.h"
 #include "host/plugin_loader.h"
 #include "http/server.h"
@@ -35,11 +36,11 @@ struct EngineOptions {
   std::optional<LogLevel> log_level;  // --log-level overrides service.log_level
 };
 
-// Loads and validates the config with its plugins. On failure, *errors holds
-// "file:line:col: message" lines. `catalog` is replaced when the config names
-// another plugins_dir.
-bool load_config(const EngineOptions &opts, std::unique_ptr<PluginCatalog> *catalog,
-                 std::shared_ptr<config::Config> *out, std::vector<std::string> *errors);
+// Loads and validates the config with its plugins, and the files it names
+// (API keys). On failure, *errors holds "file:line:col: message" lines.
+// `catalog` is replaced when the config names another plugins_dir.
+bool load_setup(const EngineOptions &opts, std::unique_ptr<PluginCatalog> *catalog,
+                std::shared_ptr<const Setup> *out, std::vector<std::string> *errors);
 
 // `ingestd -t`: load, validate, initialise every plugin once (never start it).
 int check_config(const EngineOptions &opts, Logger *log);
@@ -58,11 +59,12 @@ class Engine {
   };
   struct Generation {
     uint64_t id = 0;
-    std::shared_ptr<const config::Config> config;
+    std::shared_ptr<const Setup> setup;
+    const config::Config *config = nullptr;
     std::vector<std::unique_ptr<Worker>> workers;
   };
 
-  bool start_generation(std::shared_ptr<const config::Config> cfg, std::string *why);
+  bool start_generation(std::shared_ptr<const Setup> setup, std::string *why);
   bool ensure_listen_sockets(const config::Config &cfg, int workers, std::string *why);
   void close_unused_sockets();
   int worker_count(const config::Config &cfg) const;

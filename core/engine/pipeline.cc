@@ -1,6 +1,7 @@
 // The request path and the output pump of one worker's pipeline.
 #include "engine/pipeline.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "host/plugin_loader.h"
@@ -151,8 +152,8 @@ size_t OutputRuntime::abandon() {
 
 // ---- Pipeline
 
-Pipeline::Pipeline(std::shared_ptr<const config::Config> cfg, PipelineEnv env)
-    : cfg_(std::move(cfg)), env_(env) {}
+Pipeline::Pipeline(std::shared_ptr<const Setup> setup, PipelineEnv env)
+    : setup_(std::move(setup)), cfg_(setup_->config.get()), env_(env) {}
 
 Pipeline::~Pipeline() { stop(); }
 
@@ -211,6 +212,25 @@ bool Pipeline::init() {
         "ingestd_route_records_total", "Records that took the route",
         {{"route", std::to_string(r)}, {"match", route.match}}));
   }
+  for (const auto &l : c.listeners) {
+    ListenerRuntime &lr = listeners_[l.name];
+    lr.name = l.name;
+    const auto &o = l.options;
+    if (auto k = setup_->api_keys.find(l.name); k != setup_->api_keys.end()) lr.keys = k->second;
+    lr.key_header = o.get_string("api_key_header");
+    lr.source_field = o.get_string("source_field");
+    if (o.has("client_address_field")) lr.client_address_field = o.get_string("client_address_field");
+    double workers = static_cast<double>(std::max(1, env_.worker_count));
+    lr.rate_limit = o.get_double("rate_limit") / workers;
+    double burst = static_cast<double>(o.get_int("rate_burst"));
+    lr.rate_burst = (burst > 0 ? burst : o.get_double("rate_limit")) / workers;
+    Labels ll = {{"listener", l.name}};
+    lr.unauthorized = env_.metrics->counter("ingestd_http_unauthorized_total",
+                                            "Requests refused with 401 (missing or unknown API key)", ll);
+    lr.rate_limited = env_.metrics->counter(
+        "ingestd_http_rate_limited_total", "Requests refused with 429 (API key over its rate)", ll);
+    lr.other_paths.labels = {{"listener", l.name}, {"path", "other"}};
+  }
   for (const auto &s : c.inputs) {
     auto in = std::make_unique<InputRuntime>();
     in->listener = s.options.get_string("listener");
@@ -241,7 +261,8 @@ bool Pipeline::init() {
       recs.push_back(std::move(r));
       return ingest(*raw, recs) == IngestResult::Ok ? 0 : -2;
     };
-    by_path_[{in->listener, in->path}] = raw;
+    raw->http.labels = {{"listener", raw->listener}, {"path", raw->path}};
+    listeners_[raw->listener].by_path[raw->path] = raw;
     inputs_.push_back(std::move(in));
   }
   return ok;
@@ -318,9 +339,64 @@ Pipeline::IngestResult Pipeline::ingest(InputRuntime &input, std::vector<RecordP
   return IngestResult::Ok;
 }
 
+void PathMetrics::observe(MetricsRegistry *m, int status, size_t bytes, uint64_t latency_ms) {
+  if (!bytes_in) {
+    bytes_in = m->counter("ingestd_http_request_bytes_total", "Request bytes received", labels);
+    latency = m->histogram("ingestd_http_request_duration_seconds",
+                           "Time from a request's first byte to its answer", labels);
+  }
+  Counter *&c = by_status[status];
+  if (!c) {
+    Labels l = labels;
+    l.emplace_back("code", std::to_string(status));
+    c = m->counter("ingestd_http_requests_total", "HTTP answers by listener, path and status", l);
+  }
+  c->add();
+  bytes_in->add(bytes);
+  latency->observe(static_cast<double>(latency_ms));
+}
+
+void Pipeline::observe(const std::string &listener, const http::Request *req, int status,
+                       size_t bytes_in, uint64_t latency_ms) {
+  auto l = listeners_.find(listener);
+  if (l == listeners_.end()) return;
+  PathMetrics *pm = &l->second.other_paths;
+  if (req) {
+    if (auto it = l->second.by_path.find(req->path()); it != l->second.by_path.end())
+      pm = &it->second->http;
+  }
+  pm->observe(env_.metrics, status, bytes_in, latency_ms);
+}
+
+bool Pipeline::admit(ListenerRuntime &l, http::Request &req, http::Responder &responder,
+                     const std::string **source) {
+  if (!l.keys) return true;
+  auto key = req.header(l.key_header);
+  if (!key || key->empty()) {
+    l.unauthorized->add();
+    responder.respond(json_error(401, "missing API key: send it in the " + l.key_header + " header"));
+    return false;
+  }
+  *source = l.keys->find(*key);
+  if (!*source) {
+    l.unauthorized->add();
+    responder.respond(json_error(401, "invalid API key"));
+    return false;
+  }
+  return true;
+}
+
 void Pipeline::handle(const std::string &listener, http::Request &req, http::Responder responder) {
-  auto it = by_path_.find({listener, std::string(req.path())});
-  if (it == by_path_.end()) {
+  auto lit = listeners_.find(listener);
+  if (lit == listeners_.end()) {
+    responder.respond(json_error(500, "listener not configured"));
+    return;
+  }
+  ListenerRuntime &lr = lit->second;
+  const std::string *source = nullptr;
+  if (!admit(lr, req, responder, &source)) return;
+  auto it = lr.by_path.find(req.path());
+  if (it == lr.by_path.end()) {
     responder.respond(json_error(404, "no input at " + std::string(req.path())));
     return;
   }
@@ -344,6 +420,21 @@ void Pipeline::handle(const std::string &listener, http::Request &req, http::Res
                                                          : "invalid JSON: " + body.error));
     input.records_rejected->add(1);
     return;
+  }
+  if (source && lr.rate_limit > 0) {
+    auto b = lr.buckets.find(*source);
+    if (b == lr.buckets.end()) {
+      b = lr.buckets.emplace(*source, TokenBucket(lr.rate_limit, lr.rate_burst, uv_now(env_.loop)))
+              .first;
+    }
+    uint64_t retry_after = 1;
+    if (!b->second.take(static_cast<double>(body.items.size()), uv_now(env_.loop), &retry_after)) {
+      lr.rate_limited->add();
+      http::Response r = json_error(429, "rate limit of this API key exceeded");
+      r.headers.emplace_back("Retry-After", std::to_string(retry_after));
+      responder.respond(std::move(r));
+      return;
+    }
   }
   int64_t now = wall_ms();
   std::vector<RecordPtr> accepted;
@@ -375,6 +466,15 @@ void Pipeline::handle(const std::string &listener, http::Request &req, http::Res
     if (input.inst.plugin->on_input_record(input.inst.data, r->abi(), &why) != 0) {
       reject(item.index, why.field, why.reason ? why.reason : "rejected by the input");
       continue;
+    }
+    // Set by the server, after the input: a client cannot forge them.
+    if (source && !lr.source_field.empty()) {
+      r->root.set_path(lr.source_field, json::Value::string(*source));
+      r->modified();
+    }
+    if (!lr.client_address_field.empty()) {
+      r->root.set_path(lr.client_address_field, json::Value::string(req.client_address()));
+      r->modified();
     }
     accepted.push_back(std::move(r));
   }

@@ -17,7 +17,9 @@
 
 #include "config/config.h"
 #include "engine/dead_letter.h"
+#include "engine/api_keys.h"
 #include "engine/router.h"
+#include "engine/setup.h"
 #include "host/instance.h"
 #include "http/server.h"
 #include "queue/output_queue.h"
@@ -28,6 +30,15 @@
 namespace ingestd {
 
 class Pipeline;
+
+// HTTP answers of one path (or of every unknown path of a listener).
+struct PathMetrics {
+  Labels labels;
+  std::map<int, Counter *> by_status;  // filled on first use of a status
+  Counter *bytes_in = nullptr;
+  Histogram *latency = nullptr;
+  void observe(MetricsRegistry *m, int status, size_t bytes, uint64_t latency_ms);
+};
 
 struct InputRuntime {
   Instance inst;
@@ -40,6 +51,24 @@ struct InputRuntime {
   Counter *records_unrouted = nullptr;  // accepted but matched no route
   Counter *records_refused = nullptr;   // accepted but refused with 503 (queue full)
   bool warned_unrouted = false;
+  PathMetrics http;
+};
+
+// What the pipeline knows of one listener: its inputs by path, API keys,
+// per-key rate limits.
+struct ListenerRuntime {
+  std::string name;
+  std::map<std::string, InputRuntime *, std::less<>> by_path;
+  std::shared_ptr<const ApiKeys> keys;
+  std::string key_header;
+  std::string source_field;
+  std::string client_address_field;
+  double rate_limit = 0;  // records/s per key and worker
+  double rate_burst = 0;
+  std::map<std::string, TokenBucket, std::less<>> buckets;  // by key name
+  PathMetrics other_paths;
+  Counter *unauthorized = nullptr;
+  Counter *rate_limited = nullptr;
 };
 
 struct FilterRuntime {
@@ -104,12 +133,13 @@ struct PipelineEnv {
   MetricsRegistry *metrics = nullptr;
   DeadLetter *dead_letter = nullptr;
   int worker = 0;
+  int worker_count = 1;  // per-key rate limits are split evenly across workers
   bool check_only = false;  // `ingestd -t`: init plugins, never start them
 };
 
 class Pipeline {
  public:
-  Pipeline(std::shared_ptr<const config::Config> cfg, PipelineEnv env);
+  Pipeline(std::shared_ptr<const Setup> setup, PipelineEnv env);
   ~Pipeline();
   Pipeline(const Pipeline &) = delete;
   Pipeline &operator=(const Pipeline &) = delete;
@@ -120,6 +150,9 @@ class Pipeline {
   bool start();
   // Answers one request on `listener`.
   void handle(const std::string &listener, http::Request &req, http::Responder responder);
+  // Counts an answer (from the HTTP server's observer).
+  void observe(const std::string &listener, const http::Request *req, int status, size_t bytes_in,
+               uint64_t latency_ms);
   // Outputs send everything they hold at once (shutdown, retirement).
   void drain();
   bool idle() const;
@@ -137,13 +170,17 @@ class Pipeline {
  private:
   friend class OutputRuntime;
   bool make_instance(Instance &inst, const config::Section &s, ingestd_kind_type kind);
+  // 401 / 429 checks; false when the request was answered.
+  bool admit(ListenerRuntime &l, http::Request &req, http::Responder &responder,
+             const std::string **source);
 
-  std::shared_ptr<const config::Config> cfg_;
+  std::shared_ptr<const Setup> setup_;
+  const config::Config *cfg_;
   PipelineEnv env_;
   std::vector<std::unique_ptr<InputRuntime>> inputs_;
   std::vector<std::unique_ptr<FilterRuntime>> filters_;
   std::vector<std::unique_ptr<OutputRuntime>> outputs_;
-  std::map<std::pair<std::string, std::string>, InputRuntime *> by_path_;  // (listener, path)
+  std::map<std::string, ListenerRuntime, std::less<>> listeners_;
   std::vector<Counter *> route_records_;
   // Scratch for ingest(), reused across requests.
   std::vector<std::pair<size_t, RecordPtr>> deliveries_;

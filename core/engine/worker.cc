@@ -67,34 +67,24 @@ bool Worker::setup() {
   env.metrics = &metrics_;
   env.dead_letter = opts_.dead_letter;
   env.worker = opts_.index;
-  pipeline_ = std::make_unique<Pipeline>(opts_.config, env);
+  env.worker_count = opts_.worker_count;
+  pipeline_ = std::make_unique<Pipeline>(opts_.setup, env);
   if (!pipeline_->init() || !pipeline_->start()) {
     opts_.log->log(LogLevel::Error, scope_, "pipeline failed to start");
     return false;
   }
   requests_ = metrics_.counter("ingestd_worker_requests_total", "Requests answered by the worker",
                                {{"worker", std::to_string(opts_.index)}});
-  for (const auto &l : opts_.config->listeners) {
+  for (const auto &l : opts_.setup->config->listeners) {
     auto fd = opts_.listen_fds.find(l.name);
     if (fd == opts_.listen_fds.end()) continue;
     std::string name = l.name;
     Pipeline *p = pipeline_.get();
     Counter *requests = requests_;
-    Labels labels = {{"listener", name}};
-    MetricsRegistry *m = &metrics_;
     http::ServerObserver obs;
-    obs.on_response = [m, labels](const http::Request *, int status, size_t bytes_in,
-                                  uint64_t latency_ms) {
-      Labels l = labels;
-      l.emplace_back("code", std::to_string(status));
-      // Registration is a map lookup under the registry lock: per status, not
-      // per request, once the metric exists the pointer lookup is the cost.
-      m->counter("ingestd_http_requests_total", "HTTP answers by listener and status", l)->add();
-      m->counter("ingestd_http_request_bytes_total", "Request bytes received", labels)
-          ->add(bytes_in);
-      m->histogram("ingestd_http_request_duration_seconds",
-                   "Time from a request's first byte to its answer", labels)
-          ->observe(static_cast<double>(latency_ms));
+    obs.on_response = [p, name](const http::Request *req, int status, size_t bytes_in,
+                                uint64_t latency_ms) {
+      p->observe(name, req, status, bytes_in, latency_ms);
     };
     auto server = std::make_unique<http::Server>(
         &loop_, listener_limits(l),

@@ -17,6 +17,7 @@
 #include "config/config.h"
 #include "engine/dead_letter.h"
 #include "engine/pipeline.h"
+#include "engine/setup.h"
 #include "http/server.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -28,8 +29,9 @@ class Worker {
  public:
   struct Options {
     int index = 0;
+    int worker_count = 1;
     uint64_t generation = 0;
-    std::shared_ptr<const config::Config> config;
+    std::shared_ptr<const Setup> setup;
     const Logger *log = nullptr;
     DeadLetter *dead_letter = nullptr;
     std::map<std::string, int> listen_fds;  // by listener name; the worker dups them

@@ -32,34 +32,62 @@ constexpr size_t kKeepCapacity = 256 << 10;
 
 std::string_view reason_phrase(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 417: return "Expectation Failed";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 304:
+      return "Not Modified";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 411:
+      return "Length Required";
+    case 413:
+      return "Content Too Large";
+    case 415:
+      return "Unsupported Media Type";
+    case 417:
+      return "Expectation Failed";
+    case 422:
+      return "Unprocessable Content";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Unknown";
   }
 }
 
@@ -69,7 +97,9 @@ void append_uint(std::string &out, uint64_t v) {
   out.append(buf, res.ptr);
 }
 
-bool has_crlf(std::string_view s) { return s.find_first_of("\r\n") != std::string_view::npos; }
+bool has_crlf(std::string_view s) {
+  return s.find_first_of("\r\n") != std::string_view::npos;
+}
 
 void release_if_big(std::string &s) {
   if (s.capacity() > kKeepCapacity) {
@@ -79,12 +109,13 @@ void release_if_big(std::string &s) {
   }
 }
 
-ConnectionCore *core_of(llhttp_t *p) { return static_cast<ConnectionCore *>(p->data); }
+ConnectionCore *core_of(llhttp_t *p) {
+  return static_cast<ConnectionCore *>(p->data);
+}
 
 }  // namespace
 
 CoreConfig::CoreConfig(ServerLimits l) : limits(std::move(l)), proxies(limits.trusted_proxies) {}
-
 
 ConnectionCore::ConnectionCore(const CoreConfig &config, Inflater &inflater, ConnectionIo &io)
     : config_(config), inflater_(inflater), io_(io) {
@@ -275,7 +306,9 @@ void ConnectionCore::on_eof() {
   }
 }
 
-void ConnectionCore::on_read_error() { abort(); }
+void ConnectionCore::on_read_error() {
+  abort();
+}
 
 void ConnectionCore::on_write_done(int status) {
   if (phase_ != Phase::kWriting) return;
@@ -364,7 +397,8 @@ void ConnectionCore::parse() {
     resume_empty = false;
     if (phase_ == Phase::kIdle) {
       // Stray CRLFs between requests (RFC 9112 2.2) do not start a request.
-      while (pos_ < fill_ && (buf_[pos_] == '\r' || buf_[pos_] == '\n')) ++pos_;
+      while (pos_ < fill_ && (buf_[pos_] == '\r' || buf_[pos_] == '\n'))
+        ++pos_;
       if (pos_ == fill_) break;
       avail = fill_ - pos_;
       begin_request();
@@ -483,7 +517,8 @@ bool ConnectionCore::headers_done() {
       bool ok = false;
       if (ct) {
         std::string_view media = trim(ct->substr(0, ct->find(';')));
-        for (const auto &allowed : limits.content_types) ok = ok || iequals(media, trim(allowed));
+        for (const auto &allowed : limits.content_types)
+          ok = ok || iequals(media, trim(allowed));
       }
       if (!ok) {
         send_error(415, "unsupported content type");
@@ -510,8 +545,7 @@ void ConnectionCore::message_done() {
   io_.io_timer(0);
   std::string_view body = body_;
   if (encoding_ != Encoding::kIdentity && !body_.empty()) {
-    auto r =
-        inflater_.inflate(encoding_, body_, config_.limits.max_body_decompressed, inflated_);
+    auto r = inflater_.inflate(encoding_, body_, config_.limits.max_body_decompressed, inflated_);
     // The body was read whole, so these keep the connection.
     if (r == Inflater::Result::kTooLarge) {
       send_error(413, "decompressed request body too large", config_.limits.max_body_decompressed,
@@ -584,7 +618,7 @@ void ConnectionCore::send(const Response &r, bool force_close, bool linger) {
   linger_after_ = close && linger;
   io_.io_observe(request_line_done_ ? &request_ : nullptr, status, req_bytes_,
                  io_.io_now() - request_.start_ms_);
-  if (closed()) return;  // the observer closed the server
+  if (closed()) return;                          // the observer closed the server
   io_.io_timer(config_.limits.body_timeout_ms);  // the client must take the answer too
   if (io_.io_write(out_, true) < 0) close_now();
 }

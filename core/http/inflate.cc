@@ -47,7 +47,7 @@ Inflater::Result Inflater::inflate(Encoding encoding, std::string_view in, size_
 
   zs_.next_in = reinterpret_cast<Bytef *>(const_cast<char *>(in.data()));
   zs_.avail_in = static_cast<uInt>(in.size());  // bodies are far below 4 GiB (max_body)
-  const size_t limit = cap + 1;                   // one byte more tells "too large"
+  const size_t limit = cap + 1;                 // one byte more tells "too large"
   size_t produced = 0;
   for (;;) {
     if (produced == out.size()) {

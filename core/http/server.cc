@@ -71,7 +71,8 @@ class ServerImpl {
 // handles have closed; Responders hold weak references.
 class Connection final : public ConnectionIo, public std::enable_shared_from_this<Connection> {
  public:
-  explicit Connection(ServerImpl &server) : server_(server), core_(server.config_, server.inflater_, *this) {
+  explicit Connection(ServerImpl &server)
+      : server_(server), core_(server.config_, server.inflater_, *this) {
     tcp_.data = timer_.data = write_req_.data = continue_req_.data = shutdown_req_.data = this;
   }
 
@@ -407,9 +408,8 @@ void ServerImpl::close(uint64_t deadline_ms, std::function<void()> done) {
     deadline_->data = this;
     ++open_handles_;
     uv_timer_start(
-        deadline_,
-        [](uv_timer_t *t) { static_cast<ServerImpl *>(t->data)->force_close_all(); }, deadline_ms,
-        0);
+        deadline_, [](uv_timer_t *t) { static_cast<ServerImpl *>(t->data)->force_close_all(); },
+        deadline_ms, 0);
   }
   after_close();
 }
@@ -499,17 +499,27 @@ Server::Server(uv_loop_t *loop, ServerLimits limits, Handler handler, ServerObse
     : impl_(new detail::ServerImpl(loop, std::move(limits), std::move(handler),
                                    std::move(observer))) {}
 
-Server::~Server() { impl_->destroy(); }
+Server::~Server() {
+  impl_->destroy();
+}
 
 int Server::listen(const std::string &host_port, bool reuse_port) {
   return impl_->listen(host_port, reuse_port);
 }
-int Server::adopt(int listen_fd) { return impl_->adopt(listen_fd); }
-int Server::local_port() const { return impl_->local_port(); }
-void Server::stop_accepting() { impl_->stop_accepting(); }
+int Server::adopt(int listen_fd) {
+  return impl_->adopt(listen_fd);
+}
+int Server::local_port() const {
+  return impl_->local_port();
+}
+void Server::stop_accepting() {
+  impl_->stop_accepting();
+}
 void Server::close(uint64_t deadline_ms, std::function<void()> done) {
   impl_->close(deadline_ms, std::move(done));
 }
-size_t Server::connection_count() const { return impl_->connection_count(); }
+size_t Server::connection_count() const {
+  return impl_->connection_count();
+}
 
 }  // namespace ingestd::http

@@ -4,11 +4,11 @@
 // async answers and write completions happen; the rest is the client stream.
 //   build (clang): cmake --build . --target http_fuzz
 //   run: ./core/http/http_fuzz -max_total_time=60 core/http/tests/corpus
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <algorithm>
 #include <string>
 
 #include "http/connection_core.h"
@@ -103,10 +103,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   while (!io.closed && stalls < 4) {
     // transport events between reads
     switch (rng.next() % 16) {
-      case 0: core.on_timer(); break;
-      case 1: io.now += 1000; break;
-      case 2: core.shutdown(); break;
-      default: break;
+      case 0:
+        core.on_timer();
+        break;
+      case 1:
+        io.now += 1000;
+        break;
+      case 2:
+        core.shutdown();
+        break;
+      default:
+        break;
     }
     if (io.closed) break;
     if (io.pending != nullptr && rng.next() % 2 == 0) io.answer();

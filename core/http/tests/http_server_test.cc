@@ -101,7 +101,8 @@ TEST(HttpServer, ManyPipelinedRequestsBeyondTheReadBuffer) {
   Client c(s.port());
   std::string all;
   const int n = 2000;  // ~100 KB: more than the read buffer holds
-  for (int i = 0; i < n; ++i) all += post("/p", std::to_string(i));
+  for (int i = 0; i < n; ++i)
+    all += post("/p", std::to_string(i));
   std::thread sender([&] { c.send(all); });
   int good = 0;
   for (int i = 0; i < n; ++i) {
@@ -141,8 +142,8 @@ TEST(HttpServer, ChunkedBody) {
 TEST(HttpServer, ExpectContinue) {
   LoopServer s({}, echo);
   Client c(s.port());
-  ASSERT_TRUE(c.send(
-      "POST /e HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"));
+  ASSERT_TRUE(
+      c.send("POST /e HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"));
   EXPECT_EQ(c.read_head(), "HTTP/1.1 100 Continue\r\n\r\n");
   ASSERT_TRUE(c.send("hello"));
   auto r = c.read_response();
@@ -391,7 +392,8 @@ TEST(HttpServer, SlowlorisIsCutAtHeaderTimeout) {
   LoopServer s(l, echo);
   Client c(s.port());
   std::string req = "GET / HTTP/1.1\r\nHost: t\r\n";
-  for (int i = 0; i < 1000; ++i) req += "X-" + std::to_string(i) + ": v\r\n";
+  for (int i = 0; i < 1000; ++i)
+    req += "X-" + std::to_string(i) + ": v\r\n";
   auto t0 = std::chrono::steady_clock::now();
   size_t sent = 0;
   while (sent < req.size() && !c.readable(50)) {  // one byte every 50 ms
@@ -411,14 +413,15 @@ TEST(HttpServer, GzipAndDeflateBodies) {
   LoopServer s({}, echo);
   Client c(s.port());
   std::string text;
-  for (int i = 0; i < 1000; ++i) text += R"({"device_id":"d)" + std::to_string(i) + "\"}\n";
+  for (int i = 0; i < 1000; ++i)
+    text += R"({"device_id":"d)" + std::to_string(i) + "\"}\n";
   struct Case {
     const char *encoding;
     int bits;
   } cases[] = {{"gzip", 31}, {"x-gzip", 31}, {"deflate", 15}, {"deflate", -15}, {"GZIP", 31}};
   for (const auto &k : cases) {
-    ASSERT_TRUE(c.send(
-        post("/z", compress(text, k.bits), "Content-Encoding: " + std::string(k.encoding) + "\r\n")));
+    ASSERT_TRUE(c.send(post("/z", compress(text, k.bits),
+                            "Content-Encoding: " + std::string(k.encoding) + "\r\n")));
     auto r = c.read_response();
     EXPECT_EQ(r.status_line, "HTTP/1.1 200 OK") << k.encoding << " " << k.bits;
     EXPECT_EQ(r.body, text) << k.encoding << " " << k.bits;

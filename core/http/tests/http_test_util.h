@@ -47,7 +47,8 @@ class LoopServer {
     auto started = ready.get_future();
     thread_ = std::thread([&] {
       uv_loop_init(&loop_);
-      uv_async_init(&loop_, &async_, [](uv_async_t *a) { static_cast<LoopServer *>(a->data)->drain(); });
+      uv_async_init(&loop_, &async_,
+                    [](uv_async_t *a) { static_cast<LoopServer *>(a->data)->drain(); });
       async_.data = this;
       server_ = std::make_unique<Server>(&loop_, std::move(limits), std::move(handler),
                                          std::move(observer));
@@ -115,7 +116,8 @@ class LoopServer {
       std::lock_guard lock(mu_);
       tasks.swap(tasks_);
     }
-    for (auto &t : tasks) t();
+    for (auto &t : tasks)
+      t();
   }
 
   uv_loop_t loop_;
@@ -146,7 +148,8 @@ struct HttpResponse {
       if (colon != std::string_view::npos && colon == name.size() &&
           strncasecmp(line.data(), name.data(), name.size()) == 0) {
         std::string_view v = line.substr(colon + 1);
-        while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+        while (!v.empty() && v.front() == ' ')
+          v.remove_prefix(1);
         return std::string(v);
       }
       pos = end + 2;
@@ -284,7 +287,8 @@ inline std::string compress(std::string_view in, int window_bits) {
 inline size_t count_fds() {
   size_t n = 0;
   DIR *d = opendir("/proc/self/fd");
-  while (readdir(d) != nullptr) ++n;
+  while (readdir(d) != nullptr)
+    ++n;
   closedir(d);
   return n;
 }

@@ -124,7 +124,8 @@ TEST(ConnectionCore, PipelineWaitsForEachAnswerAndBoundsReading) {
   EXPECT_TRUE(f.io.reading);
   EXPECT_EQ(f.io.timer, 10000u);  // header timeout before the first byte
   std::string many;
-  for (int i = 0; i < 1000; ++i) many += "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  for (int i = 0; i < 1000; ++i)
+    many += "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
   f.feed(many);  // more than the read buffer
   ASSERT_EQ(f.io.dispatched.size(), 1u);
   EXPECT_FALSE(f.io.reading) << "buffer full while an answer is pending: stop reading";
