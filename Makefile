@@ -3,6 +3,8 @@
 #   make test   install what is missing, build with ASan+UBSan, run every test
 BUILD ?= build
 BUILD_TEST ?= build-test
+BUILD_FUZZ ?= build-fuzz
+FUZZ_SECONDS ?= 60
 JOBS ?= $(shell nproc)
 CONFIG ?= conf.d/ingestd.toml
 
@@ -24,8 +26,13 @@ check-config: build
 	$(BUILD)/ingestd -t -c $(CONFIG) --plugins-dir $(BUILD)/plugins
 
 test: deps
+	cmake -S . -B $(BUILD_FUZZ) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DINGESTD_AREAS="json;http" \
+	  -DINGESTD_TESTS=OFF
+	cmake --build $(BUILD_FUZZ) --target json_fuzz http_fuzz
 	cmake -S . -B $(BUILD_TEST) -G Ninja -DCMAKE_BUILD_TYPE=Debug \
-	  -DCMAKE_C_FLAGS_DEBUG="-g -O1" -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" -DINGESTD_SANITIZE=ON
+	  -DCMAKE_C_FLAGS_DEBUG="-g -O1" -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" -DINGESTD_SANITIZE=ON \
+	  -DINGESTD_FUZZ_DIR=$(abspath $(BUILD_FUZZ)) -DINGESTD_FUZZ_SECONDS=$(FUZZ_SECONDS)
 	cmake --build $(BUILD_TEST)
 	ctest --test-dir $(BUILD_TEST) --output-on-failure -j $(JOBS)
 
@@ -33,4 +40,4 @@ format:
 	git ls-files '*.cc' '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(BUILD_TEST)
+	rm -rf $(BUILD) $(BUILD_TEST) $(BUILD_FUZZ)
