@@ -802,6 +802,9 @@ class Handler(PeerHandler):
             unknown = st.config.update(changes)
             if unknown:
                 return self.send_json(400, {"error": f"unknown control fields {unknown}"})
+            if "item_429_every_n" in changes:
+                with st.lock:  # "every Nth" counts from the change
+                    st.item_counter = 0
             if "max_skew_seconds" in changes and st.verifier:
                 st.verifier.max_skew = float(changes["max_skew_seconds"])
         except (ValueError, TypeError) as e:

@@ -294,6 +294,9 @@ class Handler(PeerHandler):
             unknown = st.config.update(changes)
             if unknown:
                 return self.send_json(400, {"error": f"unknown control fields {unknown}"})
+            if "fail_every_n" in changes:
+                with st.lock:  # "every Nth" counts from the change
+                    st.record_counter = 0
             if "max_skew_seconds" in changes:
                 st.verifier.max_skew = float(changes["max_skew_seconds"])
         except (ValueError, TypeError) as e:
