@@ -337,6 +337,10 @@ const ingestd_host_t kHost = {
     host_batch_retry_record,
     host_batch_dead_letter,
     host_batch_done,
+    nullptr,  // http_request: the HTTP client service lands next
+    nullptr,  // http_cancel
+    nullptr,  // aws_credentials
+    nullptr,  // aws_credentials_source
 };
 
 }  // namespace

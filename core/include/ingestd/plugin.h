@@ -126,6 +126,71 @@ typedef enum ingestd_batch_status_type_ {
 
 typedef void (*ingestd_timer_cb)(void *arg);
 
+/* ---- host services: HTTP client and AWS credentials ---------------------- */
+
+typedef struct ingestd_http_call_ ingestd_http_call_t; /* one request in flight */
+typedef struct ingestd_aws_ ingestd_aws_t;             /* an AWS credentials chain */
+
+typedef struct ingestd_http_header_type_ {
+  const char *name;
+  const char *value;
+} ingestd_http_header_t;
+
+/* Where AWS credentials come from. Every field may be NULL; the chain then
+ * follows the AWS SDK order: these explicit keys; the environment
+ * (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN); web identity
+ * (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN -> STS, as EKS IRSA sets up);
+ * container credentials (AWS_CONTAINER_CREDENTIALS_FULL_URI / _RELATIVE_URI
+ * with AWS_CONTAINER_AUTHORIZATION_TOKEN[_FILE], as EKS Pod Identity and ECS
+ * set up); the shared credentials and config files with `profile`; EC2
+ * instance metadata with IMDSv2 tokens. Endpoints are overridable for tests
+ * and for VPC / FIPS / China partitions. All strings are copied. */
+typedef struct ingestd_aws_config_type_ {
+  const char *access_key_id;
+  const char *secret_access_key;
+  const char *session_token;
+  const char *profile;              /* default: AWS_PROFILE, else "default" */
+  const char *region;               /* for STS; default: the request's region */
+  const char *sts_endpoint;         /* default https://sts.REGION.amazonaws.com */
+  const char *imds_endpoint;        /* default http://169.254.169.254 (AWS_EC2_METADATA_SERVICE_ENDPOINT) */
+  const char *container_endpoint;   /* default http://169.254.170.2 for _RELATIVE_URI */
+} ingestd_aws_config_t;
+
+typedef struct ingestd_http_request_type_ {
+  const char *method;                  /* "POST", "GET", ... */
+  const char *url;                     /* absolute http:// or https:// URL */
+  const ingestd_http_header_t *headers; /* copied */
+  size_t header_count;
+  const char *body;                    /* copied before http_request returns */
+  size_t body_len;
+  uint64_t timeout_ms;                 /* whole exchange; 0 means 30 s */
+  /* SigV4: when `aws` and `aws_service` are set the host signs the request
+   * (X-Amz-Date, Authorization, X-Amz-Security-Token when the credentials
+   * have one, X-Amz-Content-Sha256 for services that want it). */
+  ingestd_aws_t *aws;
+  const char *aws_service;             /* "firehose", "es", "aoss" */
+  const char *aws_region;
+  /* TLS; verification is on unless insecure is set. */
+  const char *ca_file;
+  const char *client_cert;
+  const char *client_key;
+  int insecure;
+} ingestd_http_request_t;
+
+typedef struct ingestd_http_response_type_ {
+  int status;              /* HTTP status; 0 when no response arrived */
+  const char *error;       /* transport error ("connection refused", "timeout",
+                              "cancelled", "credentials: ..."), NULL with a response */
+  const char *body;        /* borrowed for the callback, NUL-terminated */
+  size_t body_len;
+  const ingestd_http_header_t *headers; /* borrowed for the callback, names lower-case */
+  size_t header_count;
+  uint64_t elapsed_ms;
+} ingestd_http_response_t;
+
+/* Runs once per started request, on the loop thread. */
+typedef void (*ingestd_http_done_cb)(void *arg, const ingestd_http_response_t *resp);
+
 /* ---- host functions ----------------------------------------------------- */
 
 /* Handed to every hook that needs it; valid for the life of the process.
@@ -223,6 +288,25 @@ typedef struct ingestd_host_type_ {
   void (*batch_retry_record)(ingestd_batch_t *b, size_t i);
   void (*batch_dead_letter)(ingestd_batch_t *b, size_t i, const char *reason);
   void (*batch_done)(ingestd_batch_t *b, ingestd_batch_status_type status);
+
+  /* HTTP client on the worker's loop (libcurl multi, keep-alive connections
+   * shared by the worker's instances; HTTP/1.1). The callback runs exactly
+   * once, later, never inside http_request; when the instance stops, calls
+   * still in flight complete with error "cancelled". NULL (and no callback)
+   * only for an invalid request (bad URL, no method); the reason is logged. */
+  ingestd_http_call_t *(*http_request)(ingestd_instance_t *inst, const ingestd_http_request_t *req,
+                                       ingestd_http_done_cb cb, void *arg);
+  /* The callback still runs, with error "cancelled". */
+  void (*http_cancel)(ingestd_http_call_t *call);
+
+  /* A credentials chain for SigV4, owned by the host, shared by the worker's
+   * instances with the same config, refreshed in the background before
+   * temporary credentials expire (never blocking the loop). Valid until the
+   * instance is destroyed. NULL only when cfg is NULL. */
+  ingestd_aws_t *(*aws_credentials)(ingestd_instance_t *inst, const ingestd_aws_config_t *cfg);
+  /* Where the chain's current credentials came from ("environment",
+   * "web identity", "imds", ...) or NULL while none were found yet; for logs. */
+  const char *(*aws_credentials_source)(ingestd_aws_t *aws);
 } ingestd_host_t;
 
 #define INGESTD_HOST_HAS(host, fn) \
