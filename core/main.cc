@@ -4,9 +4,9 @@
 #include <cstdio>
 #include <cstring>
 #include <span>
-#include <utility>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "config/config.h"
 #include "engine/engine.h"
@@ -35,7 +35,8 @@ constexpr const char *kUsage =
     "      --log-level LEVEL error, warn, info or debug (overrides service.log_level)\n"
     "      --list-plugins    list the plugins found, with -v their options\n"
     "  -v, --verbose         with --list-plugins: print every option\n"
-    "      --options-mdoc    every option of the core and the plugins as mdoc (for ingestd.conf(5))\n"
+    "      --options-mdoc    every option of the core and the plugins as mdoc (for "
+    "ingestd.conf(5))\n"
     "  -V, --version         print the version\n"
     "  -h, --help            this text\n"
     "\n"
@@ -117,9 +118,9 @@ void print_options_mdoc(std::span<const ingestd_option_t> opts) {
 int options_mdoc(const std::string &dir) {
   namespace cfg = ingestd::config;
   const std::pair<const char *, std::span<const ingestd_option_t>> core[] = {
-      {"service", cfg::service_options()},   {"listeners", cfg::listener_options()},
-      {"inputs", cfg::input_options()},      {"filters", cfg::filter_options()},
-      {"outputs", cfg::output_options()},    {"routes", cfg::route_options()},
+      {"service", cfg::service_options()}, {"listeners", cfg::listener_options()},
+      {"inputs", cfg::input_options()},    {"filters", cfg::filter_options()},
+      {"outputs", cfg::output_options()},  {"routes", cfg::route_options()},
   };
   for (const auto &[name, table] : core) {
     std::printf(".Ss Options of every %s section\n", name);
@@ -128,9 +129,10 @@ int options_mdoc(const std::string &dir) {
   ingestd::PluginCatalog catalog(dir);
   std::vector<std::string> errors;
   auto plugins = catalog.load_all(&errors);
-  std::printf(".Sh PLUGINS\nOptions of the plugins in\n.Pa %s ,\nbesides the ones every section "
-              "of their kind has.\n",
-              dir.c_str());
+  std::printf(
+      ".Sh PLUGINS\nOptions of the plugins in\n.Pa %s ,\nbesides the ones every section "
+      "of their kind has.\n",
+      dir.c_str());
   for (const auto *p : plugins) {
     std::printf(".Ss %s %s\n%s.\n", ingestd::kind_word(p->kind), p->name,
                 mdoc_escape(p->description ? p->description : "").c_str());
@@ -140,7 +142,8 @@ int options_mdoc(const std::string &dir) {
       print_options_mdoc(std::span(p->options, p->option_count));
     }
   }
-  for (const auto &e : errors) std::fprintf(stderr, "%s\n", e.c_str());
+  for (const auto &e : errors)
+    std::fprintf(stderr, "%s\n", e.c_str());
   return errors.empty() ? 0 : 1;
 }
 
@@ -154,7 +157,8 @@ int list_plugins(const std::string &dir, bool verbose) {
                 p->description ? p->description : "");
     if (verbose) print_options(p->options, p->option_count);
   }
-  for (const auto &e : errors) std::fprintf(stderr, "%s\n", e.c_str());
+  for (const auto &e : errors)
+    std::fprintf(stderr, "%s\n", e.c_str());
   return errors.empty() ? 0 : 1;
 }
 

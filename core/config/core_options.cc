@@ -35,7 +35,8 @@ constexpr ingestd_option_t kListener[] = {
     {"listen", INGESTD_OPT_STRING, nullptr, kRequired, nullptr, kNoMin, kNoMax,
      "Address to accept HTTP on: \"0.0.0.0:8080\", \"[::1]:8080\" or \"localhost:8080\""},
     {"api_keys_file", INGESTD_OPT_STRING, nullptr, kReload, nullptr, kNoMin, kNoMax,
-     "File of accepted API keys, one 'KEY NAME' pair a line, re-read on reload; unset: no key "
+     "File of accepted API keys, one 'KEY NAME' pair a line (relative to the config file), re-read "
+     "on reload; unset: no key "
      "is required"},
     {"api_key_header", INGESTD_OPT_STRING, "x-api-key", kReload, nullptr, kNoMin, kNoMax,
      "Request header that carries the API key"},

@@ -43,13 +43,21 @@ bool load_setup(const EngineOptions &opts, std::unique_ptr<PluginCatalog> *catal
       }
     }
     if (!ok) {
-      for (const auto &e : errs) errors->push_back(e.str());
+      for (const auto &e : errs)
+        errors->push_back(e.str());
       return false;
     }
     auto setup = std::make_shared<Setup>();
     for (const auto &l : cfg->listeners) {
       if (!l.options.has("api_keys_file")) continue;
-      auto keys = ApiKeys::load(l.options.get_string("api_keys_file"), errors);
+      // A relative path is relative to the file that names it, as include is.
+      std::string path = l.options.get_string("api_keys_file");
+      if (!path.empty() && path[0] != '/') {
+        const auto *v = l.options.find("api_keys_file");
+        auto slash = v->pos.file.rfind('/');
+        if (slash != std::string::npos) path = v->pos.file.substr(0, slash + 1) + path;
+      }
+      auto keys = ApiKeys::load(path, errors);
       if (keys) setup->api_keys[l.name] = std::move(keys);
     }
     if (!errors->empty()) return false;
@@ -65,7 +73,8 @@ int check_config(const EngineOptions &opts, Logger *log) {
   std::shared_ptr<const Setup> setup;
   std::vector<std::string> errors;
   if (!load_setup(opts, &catalog, &setup, &errors)) {
-    for (const auto &e : errors) std::fprintf(stderr, "%s\n", e.c_str());
+    for (const auto &e : errors)
+      std::fprintf(stderr, "%s\n", e.c_str());
     std::fprintf(stderr, "ingestd: configuration %s: %zu error%s\n", opts.config_path.c_str(),
                  errors.size(), errors.size() == 1 ? "" : "s");
     return 1;
@@ -119,7 +128,8 @@ Engine::~Engine() {
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
   for (auto &[addr, l] : listen_)
-    for (int fd : l.fds) ::close(fd);
+    for (int fd : l.fds)
+      ::close(fd);
 }
 
 int Engine::worker_count(const config::Config &cfg) const {
@@ -172,13 +182,16 @@ void Engine::close_unused_sockets() {
   size_t workers = 0;
   auto note = [&](const Generation &g) {
     workers = std::max(workers, g.workers.size());
-    for (const auto &l : g.config->listeners) used.insert(l.options.get_string("listen"));
+    for (const auto &l : g.config->listeners)
+      used.insert(l.options.get_string("listen"));
   };
   if (current_) note(*current_);
-  for (const auto &g : retiring_) note(*g);
+  for (const auto &g : retiring_)
+    note(*g);
   for (auto it = listen_.begin(); it != listen_.end();) {
     if (!used.count(it->first)) {
-      for (int fd : it->second.fds) ::close(fd);
+      for (int fd : it->second.fds)
+        ::close(fd);
       it = listen_.erase(it);
       continue;
     }
@@ -215,14 +228,17 @@ bool Engine::start_generation(std::shared_ptr<const Setup> setup, std::string *w
     gen->workers.push_back(std::move(w));
     if (!ok) {
       *why = "worker " + std::to_string(i) + " failed to start";
-      for (auto &x : gen->workers) x->retire(0);
+      for (auto &x : gen->workers)
+        x->retire(0);
       retiring_.push_back(std::move(gen));
       return false;
     }
   }
   if (current_) {
-    uint64_t timeout = static_cast<uint64_t>(current_->config->service.get_duration_ms("shutdown_timeout"));
-    for (auto &w : current_->workers) w->retire(timeout);
+    uint64_t timeout =
+        static_cast<uint64_t>(current_->config->service.get_duration_ms("shutdown_timeout"));
+    for (auto &w : current_->workers)
+      w->retire(timeout);
     retiring_.push_back(std::move(current_));
   }
   current_ = std::move(gen);
@@ -232,8 +248,8 @@ bool Engine::start_generation(std::shared_ptr<const Setup> setup, std::string *w
 void Engine::reap() {
   for (auto it = retiring_.begin(); it != retiring_.end();) {
     auto &g = **it;
-    bool all = std::all_of(g.workers.begin(), g.workers.end(),
-                           [](const auto &w) { return w->exited(); });
+    bool all =
+        std::all_of(g.workers.begin(), g.workers.end(), [](const auto &w) { return w->exited(); });
     if (!all) {
       ++it;
       continue;
@@ -274,7 +290,8 @@ void Engine::reload() {
   std::shared_ptr<const Setup> setup;
   std::vector<std::string> errors;
   if (!load_setup(opts_, &catalog_, &setup, &errors)) {
-    for (const auto &e : errors) log_->log(LogLevel::Error, kScope, e);
+    for (const auto &e : errors)
+      log_->log(LogLevel::Error, kScope, e);
     log_->logf(LogLevel::Error, kScope,
                "reload refused: %zu error%s in the new configuration; the running one stays",
                errors.size(), errors.size() == 1 ? "" : "s");
@@ -283,8 +300,7 @@ void Engine::reload() {
   }
   if (!opts_.log_level) {
     LogLevel lvl;
-    if (parse_log_level(setup->config->service.get_string("log_level"), &lvl))
-      log_->set_level(lvl);
+    if (parse_log_level(setup->config->service.get_string("log_level"), &lvl)) log_->set_level(lvl);
   }
   std::string why;
   if (!start_generation(setup, &why)) {
@@ -310,7 +326,8 @@ void Engine::shutdown() {
   if (current_) {
     uint64_t timeout =
         static_cast<uint64_t>(current_->config->service.get_duration_ms("shutdown_timeout"));
-    for (auto &w : current_->workers) w->retire(timeout);
+    for (auto &w : current_->workers)
+      w->retire(timeout);
     retiring_.push_back(std::move(current_));
   }
   reap();
@@ -322,7 +339,8 @@ bool Engine::start_admin(const config::Config &cfg) {
   http::ServerLimits lim;
   lim.max_body = 0;
   admin_ = std::make_unique<http::Server>(
-      &loop_, lim, [this](http::Request &req, http::Responder r) { handle_admin(req, std::move(r)); });
+      &loop_, lim,
+      [this](http::Request &req, http::Responder r) { handle_admin(req, std::move(r)); });
   std::string host;
   int port;
   if (!split_host_port(addr, &host, &port)) {
@@ -332,7 +350,8 @@ bool Engine::start_admin(const config::Config &cfg) {
   std::string why;
   int fd = open_listen_socket(host, &port, true, &why);
   if (fd < 0) {
-    log_->logf(LogLevel::Error, kScope, "admin: cannot listen on %s: %s", addr.c_str(), why.c_str());
+    log_->logf(LogLevel::Error, kScope, "admin: cannot listen on %s: %s", addr.c_str(),
+               why.c_str());
     return false;
   }
   int rc = admin_->adopt(fd);
@@ -362,9 +381,11 @@ void Engine::handle_admin(http::Request &req, http::Responder r) {
   } else if (path == "/metrics") {
     std::vector<const MetricsRegistry *> regs = {&metrics_};
     if (current_)
-      for (auto &w : current_->workers) regs.push_back(&w->metrics());
+      for (auto &w : current_->workers)
+        regs.push_back(&w->metrics());
     for (auto &g : retiring_)
-      for (auto &w : g->workers) regs.push_back(&w->metrics());
+      for (auto &w : g->workers)
+        regs.push_back(&w->metrics());
     resp.content_type = "text/plain; version=0.0.4";
     resp.body = render_prometheus(regs, &retired_metrics_);
   } else {
@@ -378,7 +399,8 @@ int Engine::run() {
   std::shared_ptr<const Setup> setup;
   std::vector<std::string> errors;
   if (!load_setup(opts_, &catalog_, &setup, &errors)) {
-    for (const auto &e : errors) log_->log(LogLevel::Error, kScope, e);
+    for (const auto &e : errors)
+      log_->log(LogLevel::Error, kScope, e);
     log_->logf(LogLevel::Error, kScope, "%zu configuration error%s; not starting", errors.size(),
                errors.size() == 1 ? "" : "s");
     return 1;
@@ -400,9 +422,12 @@ int Engine::run() {
     uv_signal_start(s, cb, signum);
     return UvHandle<uv_signal_t>(s);
   };
-  sigterm_ = signal_handle(SIGTERM, [](uv_signal_t *s, int) { static_cast<Engine *>(s->data)->shutdown(); });
-  sigint_ = signal_handle(SIGINT, [](uv_signal_t *s, int) { static_cast<Engine *>(s->data)->shutdown(); });
-  sighup_ = signal_handle(SIGHUP, [](uv_signal_t *s, int) { static_cast<Engine *>(s->data)->reload(); });
+  sigterm_ = signal_handle(SIGTERM,
+                           [](uv_signal_t *s, int) { static_cast<Engine *>(s->data)->shutdown(); });
+  sigint_ = signal_handle(SIGINT,
+                          [](uv_signal_t *s, int) { static_cast<Engine *>(s->data)->shutdown(); });
+  sighup_ =
+      signal_handle(SIGHUP, [](uv_signal_t *s, int) { static_cast<Engine *>(s->data)->reload(); });
   auto *a = new uv_async_t;
   uv_async_init(&loop_, a, [](uv_async_t *h) { static_cast<Engine *>(h->data)->reap(); });
   a->data = this;

@@ -145,7 +145,8 @@ size_t OutputRuntime::abandon() {
   timer_.stop();
   size_t lost = queue_.total_records();
   // Batches the plugin still holds after on_stop: their callbacks must not run.
-  for (auto &[id, b] : inflight_) b->on_done = nullptr;
+  for (auto &[id, b] : inflight_)
+    b->on_done = nullptr;
   inflight_.clear();
   return lost;
 }
@@ -155,7 +156,9 @@ size_t OutputRuntime::abandon() {
 Pipeline::Pipeline(std::shared_ptr<const Setup> setup, PipelineEnv env)
     : setup_(std::move(setup)), cfg_(setup_->config.get()), env_(env) {}
 
-Pipeline::~Pipeline() { stop(); }
+Pipeline::~Pipeline() {
+  stop();
+}
 
 bool Pipeline::make_instance(Instance &inst, const config::Section &s, ingestd_kind_type kind) {
   inst.plugin = s.descriptor;
@@ -205,12 +208,14 @@ bool Pipeline::init() {
     const auto &route = c.routes[r];
     RouteSpec spec;
     spec.match = route.match;
-    for (const auto &f : route.filters) spec.filters.push_back(filter_index.at(f));
-    for (const auto &o : route.to) spec.outputs.push_back(output_index.at(o));
+    for (const auto &f : route.filters)
+      spec.filters.push_back(filter_index.at(f));
+    for (const auto &o : route.to)
+      spec.outputs.push_back(output_index.at(o));
     specs.push_back(std::move(spec));
-    route_records_.push_back(env_.metrics->counter(
-        "ingestd_route_records_total", "Records that took the route",
-        {{"route", std::to_string(r)}, {"match", route.match}}));
+    route_records_.push_back(
+        env_.metrics->counter("ingestd_route_records_total", "Records that took the route",
+                              {{"route", std::to_string(r)}, {"match", route.match}}));
   }
   for (const auto &l : c.listeners) {
     ListenerRuntime &lr = listeners_[l.name];
@@ -219,14 +224,16 @@ bool Pipeline::init() {
     if (auto k = setup_->api_keys.find(l.name); k != setup_->api_keys.end()) lr.keys = k->second;
     lr.key_header = o.get_string("api_key_header");
     lr.source_field = o.get_string("source_field");
-    if (o.has("client_address_field")) lr.client_address_field = o.get_string("client_address_field");
+    if (o.has("client_address_field"))
+      lr.client_address_field = o.get_string("client_address_field");
     double workers = static_cast<double>(std::max(1, env_.worker_count));
     lr.rate_limit = o.get_double("rate_limit") / workers;
     double burst = static_cast<double>(o.get_int("rate_burst"));
     lr.rate_burst = (burst > 0 ? burst : o.get_double("rate_limit")) / workers;
     Labels ll = {{"listener", l.name}};
-    lr.unauthorized = env_.metrics->counter("ingestd_http_unauthorized_total",
-                                            "Requests refused with 401 (missing or unknown API key)", ll);
+    lr.unauthorized =
+        env_.metrics->counter("ingestd_http_unauthorized_total",
+                              "Requests refused with 401 (missing or unknown API key)", ll);
     lr.rate_limited = env_.metrics->counter(
         "ingestd_http_rate_limited_total", "Requests refused with 429 (API key over its rate)", ll);
     lr.other_paths.labels = {{"listener", l.name}, {"path", "other"}};
@@ -238,15 +245,15 @@ bool Pipeline::init() {
     in->tag = s.options.has("tag") ? s.options.get_string("tag") : s.name;
     in->targets = plan_routes(specs, in->tag);
     Labels l = {{"input", s.name}};
-    in->records_in = env_.metrics->counter("ingestd_input_records_total",
-                                           "Records accepted by the input", l);
-    in->records_rejected = env_.metrics->counter(
-        "ingestd_input_rejected_records_total", "Invalid records answered as rejected", l);
+    in->records_in =
+        env_.metrics->counter("ingestd_input_records_total", "Records accepted by the input", l);
+    in->records_rejected = env_.metrics->counter("ingestd_input_rejected_records_total",
+                                                 "Invalid records answered as rejected", l);
     in->records_unrouted = env_.metrics->counter("ingestd_input_unrouted_records_total",
                                                  "Accepted records that matched no route", l);
-    in->records_refused = env_.metrics->counter(
-        "ingestd_input_refused_records_total", "Records refused with 503 because a queue was full",
-        l);
+    in->records_refused =
+        env_.metrics->counter("ingestd_input_refused_records_total",
+                              "Records refused with 503 because a queue was full", l);
     if (!make_instance(in->inst, s, INGESTD_KIND_INPUT)) ok = false;
     InputRuntime *raw = in.get();
     in->inst.emit = [this, raw](std::string_view text) -> int {
@@ -312,7 +319,8 @@ Pipeline::IngestResult Pipeline::ingest(InputRuntime &input, std::vector<RecordP
         if (dropped) continue;
       }
       route_records_[t.route]->add();
-      for (size_t o : t.outputs) deliveries_.emplace_back(o, r);
+      for (size_t o : t.outputs)
+        deliveries_.emplace_back(o, r);
     }
   }
   out_records_.assign(outputs_.size(), 0);
@@ -374,7 +382,8 @@ bool Pipeline::admit(ListenerRuntime &l, http::Request &req, http::Responder &re
   auto key = req.header(l.key_header);
   if (!key || key->empty()) {
     l.unauthorized->add();
-    responder.respond(json_error(401, "missing API key: send it in the " + l.key_header + " header"));
+    responder.respond(
+        json_error(401, "missing API key: send it in the " + l.key_header + " header"));
     return false;
   }
   *source = l.keys->find(*key);
@@ -416,8 +425,9 @@ void Pipeline::handle(const std::string &listener, http::Request &req, http::Res
   }
   json::BodyResult body = json::parse_body(req.body());
   if (!body.ok) {
-    responder.respond(json_error(400, body.items.empty() ? "empty body: send a JSON object, an array of objects or NDJSON"
-                                                         : "invalid JSON: " + body.error));
+    responder.respond(json_error(
+        400, body.items.empty() ? "empty body: send a JSON object, an array of objects or NDJSON"
+                                : "invalid JSON: " + body.error));
     input.records_rejected->add(1);
     return;
   }
@@ -499,7 +509,8 @@ void Pipeline::handle(const std::string &listener, http::Request &req, http::Res
 }
 
 void Pipeline::drain() {
-  for (auto &o : outputs_) o->set_flushing();
+  for (auto &o : outputs_)
+    o->set_flushing();
 }
 
 bool Pipeline::idle() const {
@@ -510,15 +521,18 @@ bool Pipeline::idle() const {
 
 size_t Pipeline::pending_records() const {
   size_t n = 0;
-  for (const auto &o : outputs_) n += o->pending_records();
+  for (const auto &o : outputs_)
+    n += o->pending_records();
   return n;
 }
 
 size_t Pipeline::stop() {
   if (stopped_) return 0;
   stopped_ = true;
-  for (auto &i : inputs_) i->inst.stop();
-  for (auto &f : filters_) f->inst.stop();
+  for (auto &i : inputs_)
+    i->inst.stop();
+  for (auto &f : filters_)
+    f->inst.stop();
   size_t lost = 0;
   for (auto &o : outputs_) {
     o->halt();
@@ -533,8 +547,10 @@ size_t Pipeline::stop() {
     lost += n;
     o->update_gauges();
   }
-  for (auto &i : inputs_) i->inst.destroy();
-  for (auto &f : filters_) f->inst.destroy();
+  for (auto &i : inputs_)
+    i->inst.destroy();
+  for (auto &f : filters_)
+    f->inst.destroy();
   for (auto &o : outputs_) {
     o->inst.destroy();
     o->close_timer();

@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "config/config.h"
-#include "engine/dead_letter.h"
 #include "engine/api_keys.h"
+#include "engine/dead_letter.h"
 #include "engine/router.h"
 #include "engine/setup.h"
 #include "host/instance.h"
@@ -133,7 +133,7 @@ struct PipelineEnv {
   MetricsRegistry *metrics = nullptr;
   DeadLetter *dead_letter = nullptr;
   int worker = 0;
-  int worker_count = 1;  // per-key rate limits are split evenly across workers
+  int worker_count = 1;     // per-key rate limits are split evenly across workers
   bool check_only = false;  // `ingestd -t`: init plugins, never start them
 };
 

@@ -79,7 +79,8 @@ bool glob_match(std::string_view pat, std::string_view s) {
     p = star_p;
     i = ++star_i;
   }
-  while (p < pat.size() && pat[p] == '*') ++p;
+  while (p < pat.size() && pat[p] == '*')
+    ++p;
   return p == pat.size();
 }
 

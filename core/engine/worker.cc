@@ -173,7 +173,8 @@ void Worker::finish() {
   retire_timer_.stop();
   if (pipeline_) lost_.store(pipeline_->stop(), std::memory_order_relaxed);
   // Servers must be closed before they are destroyed; force any left.
-  for (auto &[name, s] : servers_) s->close(0, [] {});
+  for (auto &[name, s] : servers_)
+    s->close(0, [] {});
   // Closing the async handle lets uv_run return once the servers are closed;
   // run() frees the rest.
   {

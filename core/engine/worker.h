@@ -7,11 +7,11 @@
 
 #include <atomic>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <future>
 #include <thread>
 
 #include "config/config.h"

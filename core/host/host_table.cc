@@ -13,8 +13,12 @@ namespace {
 using json::Kind;
 using json::Value;
 
-const Value *V(const ingestd_value_t *v) { return reinterpret_cast<const Value *>(v); }
-const ingestd_value_t *A(const Value *v) { return reinterpret_cast<const ingestd_value_t *>(v); }
+const Value *V(const ingestd_value_t *v) {
+  return reinterpret_cast<const Value *>(v);
+}
+const ingestd_value_t *A(const Value *v) {
+  return reinterpret_cast<const ingestd_value_t *>(v);
+}
 
 // ---- logging, loop, time
 void host_log(ingestd_instance_t *inst, ingestd_log_level_type level, const char *fmt, ...) {
@@ -36,15 +40,17 @@ const char *host_instance_name(const ingestd_instance_t *inst) {
   return Instance::from(inst)->name.c_str();
 }
 
-void *host_uv_loop(ingestd_instance_t *inst) { return Instance::from(inst)->loop; }
+void *host_uv_loop(ingestd_instance_t *inst) {
+  return Instance::from(inst)->loop;
+}
 
 void on_plugin_timer(uv_timer_t *t) {
   auto *pt = static_cast<PluginTimer *>(t->data);
   pt->cb(pt->arg);  // may call timer_stop(pt): touch nothing after this
 }
 
-ingestd_timer_t *host_timer_start(ingestd_instance_t *inst, uint64_t timeout_ms,
-                                  uint64_t repeat_ms, ingestd_timer_cb cb, void *arg) {
+ingestd_timer_t *host_timer_start(ingestd_instance_t *inst, uint64_t timeout_ms, uint64_t repeat_ms,
+                                  ingestd_timer_cb cb, void *arg) {
   Instance *in = Instance::from(inst);
   if (!in->loop || !cb) return nullptr;
   auto pt = std::make_unique<PluginTimer>();
@@ -120,7 +126,9 @@ void host_metric_set(ingestd_metric_t *m, double value) {
 }
 
 // ---- records
-const char *host_record_tag(const ingestd_record_t *rec) { return Record::from(rec)->tag.c_str(); }
+const char *host_record_tag(const ingestd_record_t *rec) {
+  return Record::from(rec)->tag.c_str();
+}
 int64_t host_record_received_ms(const ingestd_record_t *rec) {
   return Record::from(rec)->received_ms;
 }
@@ -258,7 +266,9 @@ int host_emit_json(ingestd_instance_t *inst, const char *text, size_t len) {
 }
 
 // ---- batches
-size_t host_batch_size(const ingestd_batch_t *b) { return Batch::from(b)->records.size(); }
+size_t host_batch_size(const ingestd_batch_t *b) {
+  return Batch::from(b)->records.size();
+}
 ingestd_record_t *host_batch_record(ingestd_batch_t *b, size_t i) {
   Batch *bt = Batch::from(b);
   return i < bt->records.size() ? bt->records[i]->abi() : nullptr;
@@ -345,7 +355,9 @@ const ingestd_host_t kHost = {
 
 }  // namespace
 
-const ingestd_host_t *host_table() { return &kHost; }
+const ingestd_host_t *host_table() {
+  return &kHost;
+}
 
 // ---- instance lifecycle
 bool Instance::init() {

@@ -30,7 +30,9 @@ struct Record {
 
   ingestd_record_t *abi() { return reinterpret_cast<ingestd_record_t *>(this); }
   static Record *from(ingestd_record_t *r) { return reinterpret_cast<Record *>(r); }
-  static const Record *from(const ingestd_record_t *r) { return reinterpret_cast<const Record *>(r); }
+  static const Record *from(const ingestd_record_t *r) {
+    return reinterpret_cast<const Record *>(r);
+  }
 
  private:
   std::string json_;

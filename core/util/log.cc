@@ -24,7 +24,9 @@ bool parse_log_level(std::string_view name, LogLevel *out) {
   return false;
 }
 
-const char *log_level_name(LogLevel level) { return kNames[static_cast<int>(level)]; }
+const char *log_level_name(LogLevel level) {
+  return kNames[static_cast<int>(level)];
+}
 
 void Logger::log(LogLevel level, std::string_view scope, std::string_view message) const {
   if (!enabled(level)) return;

@@ -8,7 +8,8 @@ namespace ingestd {
 
 void Histogram::observe(double ms) {
   size_t i = 0;
-  while (i < kBoundsMs.size() && ms > kBoundsMs[i]) ++i;
+  while (i < kBoundsMs.size() && ms > kBoundsMs[i])
+    ++i;
   buckets_[i].add();
   count_.add();
   sum_.add(ms);
@@ -85,7 +86,8 @@ void MetricsRegistry::accumulate(std::map<std::string, Snapshot> *into, bool gau
       if (s.counter) v.value += static_cast<double>(s.counter->value());
       if (s.gauge) v.value += s.gauge->value();
       if (s.histogram) {
-        for (size_t i = 0; i < v.buckets.size(); ++i) v.buckets[i] += s.histogram->bucket(i);
+        for (size_t i = 0; i < v.buckets.size(); ++i)
+          v.buckets[i] += s.histogram->bucket(i);
         v.count += s.histogram->count();
         v.sum += s.histogram->sum();
       }
@@ -124,7 +126,8 @@ std::string render_prometheus(const std::vector<const MetricsRegistry *> &regist
                               const std::map<std::string, Snapshot> *base) {
   std::map<std::string, Snapshot> all;
   if (base) all = *base;
-  for (const auto *r : registries) r->accumulate(&all);
+  for (const auto *r : registries)
+    r->accumulate(&all);
   std::string out;
   out.reserve(4096);
   for (const auto &[name, snap] : all) {

@@ -23,7 +23,9 @@ using Labels = std::vector<std::pair<std::string, std::string>>;
 
 class Counter {
  public:
-  void add(uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  void add(uint64_t n = 1) {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
   uint64_t value() const { return v_.load(std::memory_order_relaxed); }
 
  private:
@@ -43,7 +45,7 @@ class Gauge {
 // Latency histogram with fixed bucket bounds in milliseconds.
 class Histogram {
  public:
-  static constexpr std::array<double, 14> kBoundsMs = {0.5, 1,   2.5,  5,    10,   25,    50,
+  static constexpr std::array<double, 14> kBoundsMs = {0.5, 1,   2.5, 5,    10,   25,   50,
                                                        100, 250, 500, 1000, 2500, 5000, 10000};
   void observe(double ms);
   uint64_t bucket(size_t i) const { return buckets_[i].value(); }  // non-cumulative

@@ -48,8 +48,10 @@ int on_init(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_
   f->set = read_map(host, cfg, "set");
   f->add = read_map(host, cfg, "add");
   size_t n = host->option_list_size(cfg, "remove");
-  for (size_t i = 0; i < n; ++i) f->remove.emplace_back(host->option_list_item(cfg, "remove", i));
-  if (host->has_option(cfg, "received_at")) f->received_at = host->option_string(cfg, "received_at");
+  for (size_t i = 0; i < n; ++i)
+    f->remove.emplace_back(host->option_list_item(cfg, "remove", i));
+  if (host->has_option(cfg, "received_at"))
+    f->received_at = host->option_string(cfg, "received_at");
   if (f->rename.empty() && f->set.empty() && f->add.empty() && f->remove.empty() &&
       f->received_at.empty()) {
     host->log(inst, INGESTD_LOG_ERROR,
@@ -61,13 +63,17 @@ int on_init(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_
   return 0;
 }
 
-void on_destroy(void *data) { delete static_cast<ModifyFilter *>(data); }
+void on_destroy(void *data) {
+  delete static_cast<ModifyFilter *>(data);
+}
 
 ingestd_filter_result_type on_filter(void *data, ingestd_record_t *rec) {
   auto *f = static_cast<ModifyFilter *>(data);
   const ingestd_host_t *h = f->host;
-  for (const auto &[from, to] : f->rename) h->record_rename(rec, from.c_str(), to.c_str());
-  for (const auto &field : f->remove) h->record_remove(rec, field.c_str());
+  for (const auto &[from, to] : f->rename)
+    h->record_rename(rec, from.c_str(), to.c_str());
+  for (const auto &field : f->remove)
+    h->record_remove(rec, field.c_str());
   for (const auto &[field, value] : f->set)
     h->record_set_string(rec, field.c_str(), value.data(), value.size());
   for (const auto &[field, value] : f->add) {

@@ -33,7 +33,9 @@ int on_init(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_
   return 0;
 }
 
-void on_destroy(void *data) { delete static_cast<HttpInput *>(data); }
+void on_destroy(void *data) {
+  delete static_cast<HttpInput *>(data);
+}
 
 int on_input_record(void *data, ingestd_record_t *rec, ingestd_reject_t *why) {
   auto *in = static_cast<HttpInput *>(data);

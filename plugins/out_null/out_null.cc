@@ -12,12 +12,15 @@ struct NullOutput {
 int on_init(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_config_t *,
             void **data) {
   auto *o = new NullOutput{host, nullptr};
-  o->discarded = host->counter(inst, "null_discarded_records_total", "Records the null output discarded");
+  o->discarded =
+      host->counter(inst, "null_discarded_records_total", "Records the null output discarded");
   *data = o;
   return 0;
 }
 
-void on_destroy(void *data) { delete static_cast<NullOutput *>(data); }
+void on_destroy(void *data) {
+  delete static_cast<NullOutput *>(data);
+}
 
 void on_flush(void *data, ingestd_batch_t *batch) {
   auto *o = static_cast<NullOutput *>(data);

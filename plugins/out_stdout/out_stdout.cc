@@ -27,7 +27,7 @@ struct WriteReq {
 struct StdoutOutput {
   const ingestd_host_t *host;
   ingestd_instance_t *inst;
-  int fd = -1;  // our dup of the target descriptor
+  int fd = -1;                    // our dup of the target descriptor
   uv_stream_t *stream = nullptr;  // pipe or tty; nullptr: plain write(2)
   bool include_tag = false;
   uint64_t last_error_log_ms = 0;

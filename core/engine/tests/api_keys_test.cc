@@ -29,7 +29,7 @@ TEST(TokenBucket, RefillsAtTheRateUpToTheBurst) {
   EXPECT_TRUE(b.take(20, 0, &retry));
   EXPECT_FALSE(b.take(1, 0, &retry));
   EXPECT_EQ(retry, 1u);
-  EXPECT_TRUE(b.take(1, 100, &retry));   // 0.1 s later: one token
+  EXPECT_TRUE(b.take(1, 100, &retry));  // 0.1 s later: one token
   EXPECT_FALSE(b.take(1, 100, &retry));
   EXPECT_TRUE(b.take(20, 100000, &retry));  // long idle refills only to the burst
   EXPECT_FALSE(b.take(1, 100000, &retry));
@@ -38,7 +38,7 @@ TEST(TokenBucket, RefillsAtTheRateUpToTheBurst) {
 TEST(TokenBucket, RequestLargerThanBurstPassesOnAFullBucketAndLeavesDebt) {
   TokenBucket b(1, 5, 0);
   uint64_t retry = 0;
-  EXPECT_TRUE(b.take(8, 0, &retry));  // full bucket: allowed, 3 tokens of debt
+  EXPECT_TRUE(b.take(8, 0, &retry));      // full bucket: allowed, 3 tokens of debt
   EXPECT_FALSE(b.take(1, 3000, &retry));  // debt repaid after 3 s, but nothing left yet
   EXPECT_TRUE(b.take(1, 4000, &retry));
   EXPECT_FALSE(b.take(5, 4000, &retry));

@@ -13,6 +13,19 @@ void on_destroy(void *) {}
 void on_flush(void *, ingestd_batch_t *) {}
 }  // namespace
 
-extern "C" INGESTD_EXPORT const ingestd_plugin_t ingestd_plugin_v1 = {
-    INGESTD_ABI_MAJOR, INGESTD_ABI_MINOR, sizeof(ingestd_plugin_t), "badopts", INGESTD_KIND_OUTPUT,
-    "test", "0", kOptions, 2, on_init, nullptr, nullptr, on_destroy, nullptr, nullptr, on_flush};
+extern "C" INGESTD_EXPORT const ingestd_plugin_t ingestd_plugin_v1 = {INGESTD_ABI_MAJOR,
+                                                                      INGESTD_ABI_MINOR,
+                                                                      sizeof(ingestd_plugin_t),
+                                                                      "badopts",
+                                                                      INGESTD_KIND_OUTPUT,
+                                                                      "test",
+                                                                      "0",
+                                                                      kOptions,
+                                                                      2,
+                                                                      on_init,
+                                                                      nullptr,
+                                                                      nullptr,
+                                                                      on_destroy,
+                                                                      nullptr,
+                                                                      nullptr,
+                                                                      on_flush};

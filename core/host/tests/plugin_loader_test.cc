@@ -69,7 +69,8 @@ TEST(PluginCatalog, FindExplainsMissingPlugin) {
   PluginCatalog cat(kDir);
   std::string why;
   EXPECT_EQ(cat.find(INGESTD_KIND_OUTPUT, "kafka", &why), nullptr);
-  EXPECT_EQ(why, "no output plugin 'kafka': " + kDir + "/out_kafka.so does not exist (see --list-plugins)");
+  EXPECT_EQ(why, "no output plugin 'kafka': " + kDir +
+                     "/out_kafka.so does not exist (see --list-plugins)");
   EXPECT_NE(cat.find(INGESTD_KIND_OUTPUT, "null", &why), nullptr) << why;
 }
 

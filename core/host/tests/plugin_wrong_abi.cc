@@ -9,6 +9,19 @@ void on_destroy(void *) {}
 void on_flush(void *, ingestd_batch_t *) {}
 }  // namespace
 
-extern "C" INGESTD_EXPORT const ingestd_plugin_t ingestd_plugin_v1 = {
-    99, 0, sizeof(ingestd_plugin_t), "wrongabi", INGESTD_KIND_OUTPUT, "test", "0", nullptr, 0,
-    on_init, nullptr, nullptr, on_destroy, nullptr, nullptr, on_flush};
+extern "C" INGESTD_EXPORT const ingestd_plugin_t ingestd_plugin_v1 = {99,
+                                                                      0,
+                                                                      sizeof(ingestd_plugin_t),
+                                                                      "wrongabi",
+                                                                      INGESTD_KIND_OUTPUT,
+                                                                      "test",
+                                                                      "0",
+                                                                      nullptr,
+                                                                      0,
+                                                                      on_init,
+                                                                      nullptr,
+                                                                      nullptr,
+                                                                      on_destroy,
+                                                                      nullptr,
+                                                                      nullptr,
+                                                                      on_flush};

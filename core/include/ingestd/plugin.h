@@ -56,12 +56,12 @@ typedef enum ingestd_log_level_type_ {
  * defaults, so a plugin reads typed, checked values only. */
 typedef enum ingestd_option_kind_type_ {
   INGESTD_OPT_STRING = 1,
-  INGESTD_OPT_INT = 2,       /* int64 */
+  INGESTD_OPT_INT = 2, /* int64 */
   INGESTD_OPT_DOUBLE = 3,
   INGESTD_OPT_BOOL = 4,
-  INGESTD_OPT_SIZE = 5,      /* "1MiB", "512KiB", 1024 -> bytes (uint64) */
-  INGESTD_OPT_DURATION = 6,  /* "500ms", "2s", "1m" -> milliseconds (int64) */
-  INGESTD_OPT_ENUM = 7,      /* string, one of `choices` ("a|b|c") */
+  INGESTD_OPT_SIZE = 5,             /* "1MiB", "512KiB", 1024 -> bytes (uint64) */
+  INGESTD_OPT_DURATION = 6,         /* "500ms", "2s", "1m" -> milliseconds (int64) */
+  INGESTD_OPT_ENUM = 7,             /* string, one of `choices` ("a|b|c") */
   INGESTD_OPT_STRING_LIST = 8,      /* ["a", "b"] */
   INGESTD_OPT_STRING_LIST_LIST = 9, /* [["a", "b"], ["c"]] */
   INGESTD_OPT_STRING_MAP = 10       /* { key = "value", ... } */
@@ -149,26 +149,27 @@ typedef struct ingestd_aws_config_type_ {
   const char *access_key_id;
   const char *secret_access_key;
   const char *session_token;
-  const char *profile;              /* default: AWS_PROFILE, else "default" */
-  const char *region;               /* for STS; default: the request's region */
-  const char *sts_endpoint;         /* default https://sts.REGION.amazonaws.com */
-  const char *imds_endpoint;        /* default http://169.254.169.254 (AWS_EC2_METADATA_SERVICE_ENDPOINT) */
-  const char *container_endpoint;   /* default http://169.254.170.2 for _RELATIVE_URI */
+  const char *profile;      /* default: AWS_PROFILE, else "default" */
+  const char *region;       /* for STS; default: the request's region */
+  const char *sts_endpoint; /* default https://sts.REGION.amazonaws.com */
+  const char
+      *imds_endpoint; /* default http://169.254.169.254 (AWS_EC2_METADATA_SERVICE_ENDPOINT) */
+  const char *container_endpoint; /* default http://169.254.170.2 for _RELATIVE_URI */
 } ingestd_aws_config_t;
 
 typedef struct ingestd_http_request_type_ {
-  const char *method;                  /* "POST", "GET", ... */
-  const char *url;                     /* absolute http:// or https:// URL */
+  const char *method;                   /* "POST", "GET", ... */
+  const char *url;                      /* absolute http:// or https:// URL */
   const ingestd_http_header_t *headers; /* copied */
   size_t header_count;
-  const char *body;                    /* copied before http_request returns */
+  const char *body; /* copied before http_request returns */
   size_t body_len;
-  uint64_t timeout_ms;                 /* whole exchange; 0 means 30 s */
+  uint64_t timeout_ms; /* whole exchange; 0 means 30 s */
   /* SigV4: when `aws` and `aws_service` are set the host signs the request
    * (X-Amz-Date, Authorization, X-Amz-Security-Token when the credentials
    * have one, X-Amz-Content-Sha256 for services that want it). */
   ingestd_aws_t *aws;
-  const char *aws_service;             /* "firehose", "es", "aoss" */
+  const char *aws_service; /* "firehose", "es", "aoss" */
   const char *aws_region;
   /* TLS; verification is on unless insecure is set. */
   const char *ca_file;
@@ -178,10 +179,10 @@ typedef struct ingestd_http_request_type_ {
 } ingestd_http_request_t;
 
 typedef struct ingestd_http_response_type_ {
-  int status;              /* HTTP status; 0 when no response arrived */
-  const char *error;       /* transport error ("connection refused", "timeout",
-                              "cancelled", "credentials: ..."), NULL with a response */
-  const char *body;        /* borrowed for the callback, NUL-terminated */
+  int status;        /* HTTP status; 0 when no response arrived */
+  const char *error; /* transport error ("connection refused", "timeout",
+                        "cancelled", "credentials: ..."), NULL with a response */
+  const char *body;  /* borrowed for the callback, NUL-terminated */
   size_t body_len;
   const ingestd_http_header_t *headers; /* borrowed for the callback, names lower-case */
   size_t header_count;
@@ -203,7 +204,8 @@ typedef struct ingestd_host_type_ {
   /* Options, already validated and defaulted. A missing optional option
    * without default reads as NULL / 0 and has_option returns 0. */
   int (*has_option)(const ingestd_config_t *cfg, const char *name);
-  const char *(*option_string)(const ingestd_config_t *cfg, const char *name); /* borrowed; STRING, ENUM */
+  const char *(*option_string)(const ingestd_config_t *cfg,
+                               const char *name);                       /* borrowed; STRING, ENUM */
   int64_t (*option_int)(const ingestd_config_t *cfg, const char *name); /* INT, DURATION (ms) */
   uint64_t (*option_size)(const ingestd_config_t *cfg, const char *name); /* SIZE (bytes) */
   double (*option_double)(const ingestd_config_t *cfg, const char *name);
@@ -225,8 +227,8 @@ typedef struct ingestd_host_type_ {
 
   /* Timers on the worker's loop. The callback runs on the loop thread.
    * timer_stop frees the timer; the host frees remaining ones after destroy. */
-  ingestd_timer_t *(*timer_start)(ingestd_instance_t *inst, uint64_t timeout_ms,
-                                  uint64_t repeat_ms, ingestd_timer_cb cb, void *arg);
+  ingestd_timer_t *(*timer_start)(ingestd_instance_t *inst, uint64_t timeout_ms, uint64_t repeat_ms,
+                                  ingestd_timer_cb cb, void *arg);
   /* Re-arms a timer (also one that fired and stopped). Timers live until
    * timer_stop, one-shot ones too. */
   void (*timer_restart)(ingestd_timer_t *timer, uint64_t timeout_ms, uint64_t repeat_ms);
@@ -243,7 +245,7 @@ typedef struct ingestd_host_type_ {
 
   /* Records. A record is a JSON object; values are borrowed from it and live
    * until the record is modified or released. */
-  const char *(*record_tag)(const ingestd_record_t *rec); /* borrowed */
+  const char *(*record_tag)(const ingestd_record_t *rec);     /* borrowed */
   int64_t (*record_received_ms)(const ingestd_record_t *rec); /* epoch ms the request arrived */
   const ingestd_value_t *(*record_root)(const ingestd_record_t *rec);
   const ingestd_value_t *(*record_get)(const ingestd_record_t *rec, const char *path);
@@ -256,7 +258,7 @@ typedef struct ingestd_host_type_ {
   int (*record_set_null)(ingestd_record_t *rec, const char *path);
   /* Parses `json` and stores it at path: -1 if it is not valid JSON. */
   int (*record_set_json)(ingestd_record_t *rec, const char *path, const char *json, size_t len);
-  int (*record_remove)(ingestd_record_t *rec, const char *path);  /* 1 removed, 0 absent */
+  int (*record_remove)(ingestd_record_t *rec, const char *path); /* 1 removed, 0 absent */
   int (*record_rename)(ingestd_record_t *rec, const char *from, const char *to); /* 1, 0 absent */
   /* The record as compact JSON, serialised once and cached; borrowed until
    * the record is modified or released. */
@@ -318,21 +320,21 @@ typedef struct ingestd_host_type_ {
  * logging the reason with host->log. `instance_data` is owned by the plugin:
  * allocated in init, freed in destroy. */
 typedef struct ingestd_plugin_type_ {
-  uint16_t abi_major; /* INGESTD_ABI_MAJOR */
-  uint16_t abi_minor; /* INGESTD_ABI_MINOR */
+  uint16_t abi_major;   /* INGESTD_ABI_MAJOR */
+  uint16_t abi_minor;   /* INGESTD_ABI_MINOR */
   uint32_t struct_size; /* sizeof(ingestd_plugin_t) the plugin was built with */
-  const char *name;        /* "trace"; the file is KIND_NAME.so (in_trace.so) */
+  const char *name;     /* "trace"; the file is KIND_NAME.so (in_trace.so) */
   ingestd_kind_type kind;
-  const char *description; /* one line */
-  const char *version;     /* the plugin's own version */
+  const char *description;         /* one line */
+  const char *version;             /* the plugin's own version */
   const ingestd_option_t *options; /* table, `option_count` rows */
   size_t option_count;
 
   /* Lifecycle, on the worker's loop thread. init validates what the option
    * table cannot express (templates, cross-field rules); it also runs for
    * `ingestd -t`, where start never follows. */
-  int (*on_init)(const ingestd_host_t *host, ingestd_instance_t *inst,
-                 const ingestd_config_t *cfg, void **instance_data);
+  int (*on_init)(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_config_t *cfg,
+                 void **instance_data);
   int (*on_start)(void *instance_data);
   /* Stop taking new work; an output finishes or abandons in-flight batches
    * (calling batch_done for each). */
