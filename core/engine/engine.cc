@@ -118,6 +118,8 @@ Engine::Engine(EngineOptions opts, Logger *log) : opts_(std::move(opts)), log_(l
 }
 
 Engine::~Engine() {
+  watchers_.clear();
+  watch_debounce_ = Timer();
   current_.reset();
   retiring_.clear();
   admin_.reset();
@@ -272,6 +274,8 @@ void Engine::maybe_finish() {
   if (admin_closing_) return;
   admin_closing_ = true;
   auto done = [this] {
+    watchers_.clear();
+    watch_debounce_ = Timer();
     sigterm_.reset();
     sigint_.reset();
     sighup_.reset();
@@ -282,6 +286,67 @@ void Engine::maybe_finish() {
   } else {
     done();
   }
+}
+
+std::string Engine::config_fingerprint(const Setup &setup) {
+  std::vector<std::string> paths = setup.config->files;
+  for (const auto &l : setup.config->listeners) {
+    if (l.options.has("api_keys_file")) paths.push_back(l.options.get_string("api_keys_file"));
+  }
+  std::string all;
+  for (const auto &p : paths) {
+    all += p;
+    all += '\0';
+    if (FILE *f = std::fopen(p.c_str(), "rb")) {
+      char buf[8192];
+      size_t n;
+      while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) all.append(buf, n);
+      std::fclose(f);
+    }
+    all += '\0';
+  }
+  return all;
+}
+
+void Engine::arm_config_watch(const Setup &setup) {
+  watchers_.clear();
+  fingerprint_ = config_fingerprint(setup);
+  if (!setup.config->service.get_bool("watch_config")) return;
+  std::set<std::string> dirs(setup.config->watch_dirs.begin(), setup.config->watch_dirs.end());
+  for (const auto &f : setup.config->files) {
+    auto slash = f.rfind('/');
+    dirs.insert(slash == std::string::npos ? "." : f.substr(0, slash == 0 ? 1 : slash));
+  }
+  for (const auto &d : dirs) {
+    auto *h = new uv_fs_event_t;
+    uv_fs_event_init(&loop_, h);
+    h->data = this;
+    int rc = uv_fs_event_start(
+        h,
+        [](uv_fs_event_t *e, const char *, int, int) {
+          static_cast<Engine *>(e->data)->on_config_event();
+        },
+        d.c_str(), 0);
+    watchers_.emplace_back(h);
+    if (rc != 0) {
+      log_->logf(LogLevel::Warn, kScope, "watch_config: cannot watch %s: %s", d.c_str(),
+                 uv_strerror(rc));
+    }
+  }
+}
+
+void Engine::on_config_event() {
+  // Editors and ConfigMap updates touch several files in a burst: wait for
+  // quiet, then reload only if some content really changed.
+  watch_debounce_.start(300, 0, [this] {
+    if (!current_ || shutting_down_) return;
+    if (config_fingerprint(*current_->setup) == fingerprint_) {
+      log_->log(LogLevel::Info, kScope, "watch_config: files were touched, no content changed");
+      return;
+    }
+    log_->log(LogLevel::Info, kScope, "watch_config: a configuration file changed");
+    reload();
+  });
 }
 
 void Engine::reload() {
@@ -296,6 +361,7 @@ void Engine::reload() {
                "reload refused: %zu error%s in the new configuration; the running one stays",
                errors.size(), errors.size() == 1 ? "" : "s");
     reload_failures_->add();
+    if (current_) fingerprint_ = config_fingerprint(*current_->setup);
     return;
   }
   if (!opts_.log_level) {
@@ -311,6 +377,7 @@ void Engine::reload() {
     return;
   }
   reloads_->add();
+  arm_config_watch(*setup);
   log_->logf(LogLevel::Info, kScope, "configuration reloaded (generation %llu)",
              static_cast<unsigned long long>(current_->id));
   close_unused_sockets();
@@ -322,6 +389,8 @@ void Engine::shutdown() {
     return;
   }
   shutting_down_ = true;
+  watchers_.clear();
+  watch_debounce_ = Timer();
   log_->log(LogLevel::Info, kScope, "shutting down: draining queues");
   if (current_) {
     uint64_t timeout =
@@ -432,6 +501,7 @@ int Engine::run() {
   uv_async_init(&loop_, a, [](uv_async_t *h) { static_cast<Engine *>(h->data)->reap(); });
   a->data = this;
   wake_ = UvHandle<uv_async_t>(a);
+  watch_debounce_.init(&loop_);
 
   if (!start_admin(*cfg)) return 1;
   std::string why;
@@ -442,6 +512,7 @@ int Engine::run() {
     uv_run(&loop_, UV_RUN_DEFAULT);
     return 1;
   }
+  arm_config_watch(*setup);
   log_->logf(LogLevel::Info, kScope, "ingestd started: %zu workers, config %s",
              current_->workers.size(), opts_.config_path.c_str());
   uv_run(&loop_, UV_RUN_DEFAULT);

@@ -74,6 +74,11 @@ class Engine {
   bool start_admin(const config::Config &cfg);
   void handle_admin(http::Request &req, http::Responder r);
   void maybe_finish();
+  // watch_config: reload when a config file (or a directory holding one, as a
+  // Kubernetes ConfigMap's symlink swap changes) changes content.
+  void arm_config_watch(const Setup &setup);
+  void on_config_event();
+  static std::string config_fingerprint(const Setup &setup);
 
   EngineOptions opts_;
   Logger *log_;
@@ -94,6 +99,9 @@ class Engine {
   Counter *reloads_ = nullptr;
   Counter *reload_failures_ = nullptr;
   Counter *lost_ = nullptr;
+  std::vector<UvHandle<uv_fs_event_t>> watchers_;
+  Timer watch_debounce_;
+  std::string fingerprint_;  // contents of every file of the running setup
 };
 
 }  // namespace ingestd
