@@ -27,6 +27,9 @@ constexpr ingestd_option_t kService[] = {
      "Reload automatically when a config file changes, as on SIGHUP"},
     {"plugins_dir", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
      "Directory to load plugins from instead of the built-in one"},
+    {"max_memory", INGESTD_OPT_SIZE, "1GiB", kReload, nullptr, 1, kSizeMax,
+     "Most record bytes all output queues together may hold in memory (split evenly among "
+     "workers); above it requests get 503"},
     {"log_level", INGESTD_OPT_ENUM, "info", kReload, "error|warn|info|debug", kNoMin, kNoMax,
      "Least severe log messages written to stderr"},
 };

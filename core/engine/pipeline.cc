@@ -154,7 +154,12 @@ size_t OutputRuntime::abandon() {
 // ---- Pipeline
 
 Pipeline::Pipeline(std::shared_ptr<const Setup> setup, PipelineEnv env)
-    : setup_(std::move(setup)), cfg_(setup_->config.get()), env_(env) {}
+    : setup_(std::move(setup)), cfg_(setup_->config.get()), env_(env) {
+  if (env_.loop) {
+    http_ = std::make_unique<HttpClient>(env_.loop, env_.log, env_.metrics);
+    aws_ = std::make_unique<aws::Registry>(http_.get(), env_.log, env_.metrics);
+  }
+}
 
 Pipeline::~Pipeline() {
   stop();
@@ -168,6 +173,8 @@ bool Pipeline::make_instance(Instance &inst, const config::Section &s, ingestd_k
   inst.loop = env_.loop;
   inst.logger = env_.log;
   inst.metrics = env_.metrics;
+  inst.http = http_.get();
+  inst.aws = aws_.get();
   inst.labels = {{kind_word(kind), s.name}};
   if (env_.check_only) inst.log_prefix = s.pos.str() + ": ";
   return inst.init();
@@ -175,6 +182,8 @@ bool Pipeline::make_instance(Instance &inst, const config::Section &s, ingestd_k
 
 bool Pipeline::init() {
   const config::Config &c = *cfg_;
+  max_memory_ = static_cast<size_t>(c.service.get_size("max_memory")) /
+                static_cast<size_t>(std::max(1, env_.worker_count));
   std::map<std::string, size_t> filter_index, output_index;
   bool ok = true;
   for (const auto &s : c.outputs) {
@@ -329,8 +338,15 @@ Pipeline::IngestResult Pipeline::ingest(InputRuntime &input, std::vector<RecordP
     out_records_[o] += 1;
     out_bytes_[o] += r->json().size();
   }
+  size_t held = 0, adding = 0;
   for (size_t o = 0; o < outputs_.size(); ++o) {
-    if (out_records_[o] && !outputs_[o]->queue().can_accept(out_records_[o], out_bytes_[o])) {
+    held += outputs_[o]->queue().total_bytes();
+    adding += out_bytes_[o];
+  }
+  bool over_global = held + adding > max_memory_;
+  for (size_t o = 0; o < outputs_.size(); ++o) {
+    if (over_global ||
+        (out_records_[o] && !outputs_[o]->queue().can_accept(out_records_[o], out_bytes_[o]))) {
       deliveries_.clear();
       input.records_refused->add(records.size());
       return IngestResult::Full;

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "aws/chain.h"
 #include "config/config.h"
 #include "engine/api_keys.h"
 #include "engine/dead_letter.h"
@@ -22,6 +23,7 @@
 #include "engine/setup.h"
 #include "host/instance.h"
 #include "http/server.h"
+#include "httpclient/http_client.h"
 #include "queue/output_queue.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -177,6 +179,10 @@ class Pipeline {
   std::shared_ptr<const Setup> setup_;
   const config::Config *cfg_;
   PipelineEnv env_;
+  // The worker's outgoing HTTP client and AWS credentials chains, handed to
+  // every instance. Declared before the instances: destroyed after them.
+  std::unique_ptr<HttpClient> http_;
+  std::unique_ptr<aws::Registry> aws_;
   std::vector<std::unique_ptr<InputRuntime>> inputs_;
   std::vector<std::unique_ptr<FilterRuntime>> filters_;
   std::vector<std::unique_ptr<OutputRuntime>> outputs_;
@@ -186,6 +192,7 @@ class Pipeline {
   std::vector<std::pair<size_t, RecordPtr>> deliveries_;
   std::vector<size_t> out_records_, out_bytes_;
   bool stopped_ = false;
+  size_t max_memory_ = SIZE_MAX;  // this worker's share of service.max_memory
 };
 
 }  // namespace ingestd

@@ -125,5 +125,29 @@ class QueueFullTest(unittest.TestCase):
             d.kill()
 
 
+class GlobalMemoryTest(unittest.TestCase):
+    def test_service_max_memory_bounds_all_queues_together(self):
+        # Each output alone would take the records; together they pass the
+        # global budget, so the daemon answers 503 and keeps nothing of it.
+        cfg = FULL.replace("max_records = 5\n", "max_records = 100000\n")
+        d = Daemon(cfg, read_stdout=False)
+        with open(d.config_path) as f:
+            text = f.read().replace("[service]\n", "[service]\nmax_memory = \"200KiB\"\n", 1)
+        d.write_config(text)
+        d.start()
+        try:
+            big = {"device_id": "x", "pad": "p" * 8000}
+            statuses = [d.post("/v1/trace", big)[0] for _ in range(40)]
+            self.assertIn(503, statuses)
+            self.assertEqual(set(statuses), {200, 503})
+            accepted = statuses.count(200)
+            # ~16 KB a request (two outputs): about 200 KiB / 16 KB requests fit.
+            self.assertLess(accepted, 20)
+            wait_for(lambda: d.metric("ingestd_output_records_total", output="sink") == accepted,
+                     what="sink count")
+        finally:
+            d.kill()
+
+
 if __name__ == "__main__":
     unittest.main()
