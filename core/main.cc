@@ -11,6 +11,7 @@
 #include "config/config.h"
 #include "engine/engine.h"
 #include "host/plugin_loader.h"
+#include "httpclient/http_client.h"
 #include "util/log.h"
 
 #ifndef INGESTD_VERSION
@@ -25,6 +26,7 @@ namespace {
 constexpr const char *kUsage =
     "usage: ingestd [-c FILE] [-t] [--plugins-dir DIR] [--log-level LEVEL]\n"
     "       ingestd --list-plugins [-v] [--plugins-dir DIR]\n"
+    "       ingestd -c FILE --replay DEAD_LETTER_FILE --to OUTPUT\n"
     "       ingestd --version\n"
     "\n"
     "  -c, --config FILE     main config file (default " INGESTD_DEFAULT_CONFIG
@@ -34,6 +36,8 @@ constexpr const char *kUsage =
     "      --plugins-dir DIR where KIND_NAME.so plugins are (overrides service.plugins_dir)\n"
     "      --log-level LEVEL error, warn, info or debug (overrides service.log_level)\n"
     "      --list-plugins    list the plugins found, with -v their options\n"
+    "      --replay FILE     send the records of a dead-letter file (moved aside first) again,\n"
+    "      --to OUTPUT       to this output of the config; exit 0 when all were delivered\n"
     "  -v, --verbose         with --list-plugins: print every option\n"
     "      --options-mdoc    every option of the core and the plugins as mdoc (for "
     "ingestd.conf(5))\n"
@@ -108,6 +112,8 @@ void print_options_mdoc(std::span<const ingestd_option_t> opts) {
     if (o.type == INGESTD_OPT_ENUM && o.choices) std::printf("One of: %s.\n", o.choices);
     if (o.flags & INGESTD_OPT_REQUIRED) {
       std::printf("Required.\n");
+    } else if (o.default_value && !*o.default_value) {
+      std::printf("Default: empty.\n");  // an empty .Li is a mandoc warning
     } else if (o.default_value) {
       std::printf("Default:\n.Li %s .\n", mdoc_escape(o.default_value).c_str());
     }
@@ -185,12 +191,15 @@ int main(int argc, char **argv) {
   ingestd::EngineOptions opts;
   opts.config_path = INGESTD_DEFAULT_CONFIG;
   bool test = false, list = false, verbose = false, mdoc = false;
+  std::string replay_file, replay_to;
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
     std::string v;
     if (take_value(argc, argv, &i, "-c", &opts.config_path) ||
         take_value(argc, argv, &i, "--config", &opts.config_path) ||
-        take_value(argc, argv, &i, "--plugins-dir", &opts.plugins_dir)) {
+        take_value(argc, argv, &i, "--plugins-dir", &opts.plugins_dir) ||
+        take_value(argc, argv, &i, "--replay", &replay_file) ||
+        take_value(argc, argv, &i, "--to", &replay_to)) {
       continue;
     }
     if (take_value(argc, argv, &i, "--log-level", &v)) {
@@ -223,6 +232,14 @@ int main(int argc, char **argv) {
   }
   // A closed reader must not kill the daemon: write errors are handled.
   ::signal(SIGPIPE, SIG_IGN);
+  // libcurl's global state, once, before any worker thread exists.
+  if (!ingestd::HttpClient::global_init()) {
+    std::fprintf(stderr, "ingestd: libcurl failed to initialise\n");
+    return 1;
+  }
+  struct CurlCleanup {
+    ~CurlCleanup() { ingestd::HttpClient::global_cleanup(); }
+  } curl_cleanup;
   ingestd::Logger log(2, opts.log_level.value_or(ingestd::LogLevel::Info));
   if (mdoc) {
     return options_mdoc(opts.plugins_dir.empty() ? INGESTD_DEFAULT_PLUGINS_DIR : opts.plugins_dir);
@@ -232,6 +249,13 @@ int main(int argc, char **argv) {
                         verbose);
   }
   if (test) return ingestd::check_config(opts, &log);
+  if (!replay_file.empty() || !replay_to.empty()) {
+    if (replay_file.empty() || replay_to.empty()) {
+      std::fprintf(stderr, "ingestd: --replay FILE and --to OUTPUT go together\n");
+      return 2;
+    }
+    return ingestd::replay_dead_letters(opts, replay_file, replay_to, &log);
+  }
   ingestd::Engine engine(opts, &log);
   return engine.run();
 }

@@ -130,7 +130,7 @@ void OutputRuntime::finish(Batch &b, ingestd_batch_status_type status) {
     std::string reason = d.cause == DeadLetterCause::RetriesExhausted
                              ? "retries exhausted after " + std::to_string(d.attempts) + " attempts"
                              : b.reasons[d.index];
-    pipeline_->env_.dead_letter->write(inst.name, reason, d.item->json());
+    pipeline_->env_.dead_letter->write(inst.name, d.item->tag, reason, d.item->json());
     records_dead->add();
   }
   if (c.retried > 0) {
@@ -522,6 +522,23 @@ void Pipeline::handle(const std::string &listener, http::Request &req, http::Res
   }
   r.body += "}";
   responder.respond(std::move(r));
+}
+
+bool Pipeline::enqueue_to(std::string_view output, RecordPtr record) {
+  for (auto &o : outputs_) {
+    if (o->inst.name != output) continue;
+    size_t bytes = record->json().size();
+    o->queue().push(std::move(record), bytes, uv_now(env_.loop));
+    o->pump();
+    return true;
+  }
+  return false;
+}
+
+uint64_t Pipeline::delivered(std::string_view output) const {
+  for (const auto &o : outputs_)
+    if (o->inst.name == output) return o->records_out->value();
+  return 0;
 }
 
 void Pipeline::drain() {

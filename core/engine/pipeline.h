@@ -165,6 +165,12 @@ class Pipeline {
   const config::Config &config() const { return *cfg_; }
   const PipelineEnv &env() const { return env_; }
 
+  // Queues a record for one output directly (`ingestd --replay`); false if
+  // there is no such output.
+  bool enqueue_to(std::string_view output, RecordPtr record);
+  // Records the named output delivered so far.
+  uint64_t delivered(std::string_view output) const;
+
   enum class IngestResult { Ok, Full };
   // Routes accepted records of `input`: all of them or none are queued.
   IngestResult ingest(InputRuntime &input, std::vector<RecordPtr> &records);

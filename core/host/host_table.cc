@@ -4,6 +4,7 @@
 #include <cstdarg>
 #include <cstring>
 
+#include "aws/chain.h"
 #include "config/config.h"
 #include "host/instance.h"
 
@@ -291,6 +292,91 @@ void host_batch_done(ingestd_batch_t *b, ingestd_batch_status_type status) {
   if (cb) cb(*bt, status);  // may free the batch
 }
 
+// ---- HTTP client and AWS credentials
+ingestd_http_call_t *refuse_http(Instance *in, const char *why) {
+  if (in->logger)
+    in->logger->logf(LogLevel::Warn, in->scope, "%shttp_request refused: %s",
+                     in->log_prefix.c_str(), why);
+  return nullptr;
+}
+
+ingestd_http_call_t *host_http_request(ingestd_instance_t *inst, const ingestd_http_request_t *req,
+                                       ingestd_http_done_cb cb, void *arg) {
+  Instance *in = Instance::from(inst);
+  if (!req || !cb) return refuse_http(in, "no request or no callback");
+  if (!in->http) return refuse_http(in, "no HTTP client in this process");
+  try {
+    HttpRequest r;
+    r.method = req->method ? req->method : "";
+    r.url = req->url ? req->url : "";
+    for (size_t i = 0; req->headers && i < req->header_count; ++i) {
+      const ingestd_http_header_t &h = req->headers[i];
+      if (h.name) r.headers.emplace_back(h.name, h.value ? h.value : "");
+    }
+    if (req->body && req->body_len) r.body.assign(req->body, req->body_len);
+    r.timeout_ms = req->timeout_ms ? req->timeout_ms : 30000;
+    if (req->ca_file) r.ca_file = req->ca_file;
+    if (req->client_cert) r.client_cert = req->client_cert;
+    if (req->client_key) r.client_key = req->client_key;
+    r.insecure = req->insecure != 0;
+    if (req->aws && req->aws_service && *req->aws_service) {
+      aws::Chain *chain = aws::Chain::from(req->aws);
+      std::string region = req->aws_region ? req->aws_region : "";
+      if (region.empty()) region = chain->config().region;
+      if (region.empty()) return refuse_http(in, "aws_region is needed to sign the request");
+      r.prepare = chain->signer(req->aws_service, region);
+    }
+    std::string why;
+    HttpCall *call = in->http->start(
+        std::move(r),
+        [cb, arg](const HttpResponse &resp) {
+          std::vector<ingestd_http_header_t> hs;
+          hs.reserve(resp.headers.size());
+          for (const auto &[k, v] : resp.headers)
+            hs.push_back({k.c_str(), v.c_str()});
+          ingestd_http_response_t out{};
+          out.status = resp.status;
+          out.error = resp.error.empty() ? nullptr : resp.error.c_str();
+          out.body = resp.body.c_str();
+          out.body_len = resp.body.size();
+          out.headers = hs.data();
+          out.header_count = hs.size();
+          out.elapsed_ms = resp.elapsed_ms;
+          cb(arg, &out);
+        },
+        &in->http_calls, &why);
+    if (!call) return refuse_http(in, why.c_str());
+    return reinterpret_cast<ingestd_http_call_t *>(call);
+  } catch (const std::exception &e) {
+    return refuse_http(in, e.what());
+  }
+}
+
+void host_http_cancel(ingestd_http_call_t *call) {
+  auto *c = reinterpret_cast<HttpCall *>(call);
+  if (c) c->client()->cancel(c);
+}
+
+ingestd_aws_t *host_aws_credentials(ingestd_instance_t *inst, const ingestd_aws_config_t *cfg) {
+  Instance *in = Instance::from(inst);
+  if (!cfg) return nullptr;
+  if (!in->aws) {
+    if (in->logger)
+      in->logger->log(LogLevel::Error, in->scope, "aws_credentials: no credentials service");
+    return nullptr;
+  }
+  try {
+    return in->aws->get(*cfg)->abi();
+  } catch (const std::exception &e) {
+    if (in->logger) in->logger->logf(LogLevel::Error, in->scope, "aws_credentials: %s", e.what());
+    return nullptr;
+  }
+}
+
+const char *host_aws_credentials_source(ingestd_aws_t *a) {
+  return a ? aws::Chain::from(a)->source() : nullptr;
+}
+
 const ingestd_host_t kHost = {
     sizeof(ingestd_host_t),
     INGESTD_ABI_MAJOR,
@@ -347,10 +433,10 @@ const ingestd_host_t kHost = {
     host_batch_retry_record,
     host_batch_dead_letter,
     host_batch_done,
-    nullptr,  // http_request: the HTTP client service lands next
-    nullptr,  // http_cancel
-    nullptr,  // aws_credentials
-    nullptr,  // aws_credentials_source
+    host_http_request,
+    host_http_cancel,
+    host_aws_credentials,
+    host_aws_credentials_source,
 };
 
 }  // namespace
@@ -382,6 +468,7 @@ bool Instance::start() {
 void Instance::stop() {
   if (started && plugin->on_stop) plugin->on_stop(data);
   started = false;
+  http_calls.close();  // callbacks run now, while the plugin's data still exists
 }
 
 void Instance::destroy() {

@@ -12,12 +12,17 @@
 #include <vector>
 
 #include "host/record.h"
+#include "httpclient/http_client.h"
 #include "ingestd/plugin.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/uv_handle.h"
 
 namespace ingestd {
+
+namespace aws {
+class Registry;
+}
 
 struct Instance;
 
@@ -46,6 +51,12 @@ struct Instance {
   std::vector<std::unique_ptr<PluginTimer>> timers;
   // Inputs: route a record built from JSON text (emit_json).
   std::function<int(std::string_view)> emit;
+  // The worker's HTTP client and AWS credentials chains (http_request,
+  // aws_credentials); both outlive the instance. Null: the service is absent.
+  HttpClient *http = nullptr;
+  aws::Registry *aws = nullptr;
+  // The instance's calls in flight; stop() cancels what the plugin left.
+  HttpCallGroup http_calls;
 
   ingestd_instance_t *abi() { return reinterpret_cast<ingestd_instance_t *>(this); }
   static Instance *from(ingestd_instance_t *i) { return reinterpret_cast<Instance *>(i); }
@@ -56,6 +67,8 @@ struct Instance {
   // Runs on_init; false (already logged) when the plugin refuses its config.
   bool init();
   bool start();
+  // on_stop, then the HTTP calls still in flight end with "cancelled" (their
+  // callbacks run before stop() returns, so before on_destroy).
   void stop();
   // on_destroy, then the timers the plugin left running.
   void destroy();

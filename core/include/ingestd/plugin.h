@@ -146,6 +146,9 @@ typedef struct ingestd_http_header_type_ {
  * instance metadata with IMDSv2 tokens. Endpoints are overridable for tests
  * and for VPC / FIPS / China partitions. All strings are copied. */
 typedef struct ingestd_aws_config_type_ {
+  /* sizeof(ingestd_aws_config_t) as the plugin was built; fields past it
+   * read as NULL (0 is taken as the ABI 1.0 size). */
+  uint32_t struct_size;
   const char *access_key_id;
   const char *secret_access_key;
   const char *session_token;
@@ -158,6 +161,9 @@ typedef struct ingestd_aws_config_type_ {
 } ingestd_aws_config_t;
 
 typedef struct ingestd_http_request_type_ {
+  /* sizeof(ingestd_http_request_t) as the plugin was built; fields past it
+   * read as 0 (0 is taken as the ABI 1.0 size). */
+  uint32_t struct_size;
   const char *method;                   /* "POST", "GET", ... */
   const char *url;                      /* absolute http:// or https:// URL */
   const ingestd_http_header_t *headers; /* copied */
@@ -294,11 +300,14 @@ typedef struct ingestd_host_type_ {
   /* HTTP client on the worker's loop (libcurl multi, keep-alive connections
    * shared by the worker's instances; HTTP/1.1). The callback runs exactly
    * once, later, never inside http_request; when the instance stops, calls
-   * still in flight complete with error "cancelled". NULL (and no callback)
-   * only for an invalid request (bad URL, no method); the reason is logged. */
+   * still in flight complete with error "cancelled" before on_stop returns
+   * to the host. NULL (and no callback) for an invalid request (bad URL, no
+   * method) or an instance already stopped; the reason is logged. */
   ingestd_http_call_t *(*http_request)(ingestd_instance_t *inst, const ingestd_http_request_t *req,
                                        ingestd_http_done_cb cb, void *arg);
-  /* The callback still runs, with error "cancelled". */
+  /* The callback still runs (later, from the loop) with error "cancelled".
+   * Only for a call whose callback has not run yet: the handle is freed
+   * right after its callback. */
   void (*http_cancel)(ingestd_http_call_t *call);
 
   /* A credentials chain for SigV4, owned by the host, shared by the worker's
