@@ -1,0 +1,883 @@
+// out_redis: records to Redis as commands built from templates, pipelined
+// over one hiredis async connection per worker (on the worker's uv loop).
+//
+// A batch is encoded into one buffer of RESP commands and handed to hiredis
+// whole, so it leaves in one write. Batches wait inside the plugin (bounded
+// by the core's max_inflight batches) while there is no ready connection or
+// while max_inflight_commands are unanswered; they are sent as soon as the
+// connection is back. A batch whose connection drops before every reply
+// arrived, or that gets no reply within command_timeout, is answered
+// INGESTD_BATCH_RETRY: the host resends it after its backoff, so delivery is
+// at least once (templates should be idempotent; if_newer makes positions so).
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <uv.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <deque>
+#include <list>
+#include <memory>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "ingestd/plugin.h"
+#include "redis_protocol.h"
+#include "redis_templates.h"
+#include "redis_uv.h"
+
+namespace {
+
+using namespace ingestd::redis;
+
+constexpr uint32_t kSecret = INGESTD_OPT_SECRET;
+constexpr double kNoMin = 1, kNoMax = 0;
+
+const ingestd_option_t kOptions[] = {
+    {"address", INGESTD_OPT_STRING, "127.0.0.1:6379", 0, nullptr, kNoMin, kNoMax,
+     "Redis server: \"host:port\", \"[v6]:port\", or a unix socket path (\"/run/redis.sock\" or "
+     "\"unix:/run/redis.sock\")"},
+    {"username", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
+     "ACL user for AUTH username password (needs password)"},
+    {"password", INGESTD_OPT_STRING, nullptr, kSecret, nullptr, kNoMin, kNoMax,
+     "Password sent with AUTH after every connect"},
+    {"db", INGESTD_OPT_INT, "0", 0, nullptr, 0, 1000000,
+     "Database number selected with SELECT after every connect"},
+    {"connect_timeout", INGESTD_OPT_DURATION, "2s", 0, nullptr, 1, 3600000,
+     "Longest time to connect and finish AUTH/SELECT/SCRIPT LOAD before trying again"},
+    {"command_timeout", INGESTD_OPT_DURATION, "5s", 0, nullptr, 1, 3600000,
+     "Longest wait for a batch's replies; then the connection is dropped and the batch retried"},
+    {"commands", INGESTD_OPT_STRING_LIST_LIST, nullptr, INGESTD_OPT_REQUIRED, nullptr, kNoMin,
+     kNoMax,
+     "Command templates run for each record: [[\"GEOADD\", \"riders\", \"{lon}\", \"{lat}\", "
+     "\"{device_id}\"]]; {field}, {a.b}, {_json}, {{ and }} for braces"},
+    {"ttl", INGESTD_OPT_DURATION, "0ms", 0, nullptr, 0, 3153600000000.0,
+     "Expiry set on the keys the commands write (EXPIRE, or PEXPIRE below a second); 0 keeps "
+     "them"},
+    {"key_prefix", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
+     "Text put in front of every key argument of the commands; none when unset"},
+    {"if_newer", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
+     "Field (e.g. \"ts\") that orders records: a record runs its commands only if its value is "
+     "greater than the newest stored under if_newer_key"},
+    {"if_newer_key", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
+     "Key template holding the newest if_newer value per entity, e.g. \"rider:{device_id}:ts\"; "
+     "default: the first command key that names a field, plus \":if_newer\""},
+    {"max_inflight_commands", INGESTD_OPT_INT, "20000", 0, nullptr, 1, 10000000,
+     "Most commands sent and not yet answered on the connection; further batches wait"},
+    // Core rows with defaults for live data: small, frequent, pipelined batches.
+    {"batch_max_records", INGESTD_OPT_INT, "1000", 0, nullptr, kNoMin, kNoMax,
+     "Most records per batch (one pipelined write); redis default 1000"},
+    {"flush_interval", INGESTD_OPT_DURATION, "50ms", 0, nullptr, kNoMin, kNoMax,
+     "Longest time a record waits for its batch to fill; redis default 50ms"},
+    {"max_inflight", INGESTD_OPT_INT, "4", 0, nullptr, kNoMin, kNoMax,
+     "Batches pipelined at the same time on the connection; redis default 4"},
+};
+
+struct RedisOutput;
+struct PendingBatch;
+
+// One command in flight; hiredis's privdata.
+struct Cmd {
+  PendingBatch *batch;
+  uint32_t record;
+  int tmpl;  // template index, kScript, kExpire or kEval
+  const char *data;
+  size_t len;
+};
+constexpr int kEval = -3;  // an EVALSHA resent as EVAL after NOSCRIPT
+
+enum RecordState : uint8_t { kDelivered = 0, kRetry = 1, kDead = 2 };
+
+struct PendingBatch {
+  RedisOutput *out = nullptr;
+  ingestd_batch_t *batch = nullptr;
+  bool encoded = false;
+  bool sent = false;
+  bool lost = false;  // a reply will never come: the whole batch is retried
+  uint64_t sent_ms = 0;
+  size_t outstanding = 0;
+  size_t replies_ok = 0, replies_err = 0, replies_nil = 0;  // counted per batch, not per reply
+  std::string resp;
+  std::vector<Cmd> cmds;   // fixed once sent: hiredis holds pointers into it
+  std::deque<Cmd> resent;  // EVALs after NOSCRIPT; a deque keeps pointers valid
+  std::deque<std::string> resend_text;
+  std::vector<uint8_t> state;
+  std::unordered_map<uint32_t, std::string> reasons;
+  std::list<std::unique_ptr<PendingBatch>>::iterator self;
+
+  // Batches are recycled: their buffers keep their capacity, so a steady
+  // stream does not grow and shrink the heap on every batch.
+  void reset() {
+    batch = nullptr;
+    encoded = sent = lost = false;
+    sent_ms = 0;
+    outstanding = 0;
+    replies_ok = replies_err = replies_nil = 0;
+    resp.clear();
+    cmds.clear();
+    resent.clear();
+    resend_text.clear();
+    state.clear();
+    reasons.clear();
+  }
+};
+
+// A record as the template encoder sees it.
+class HostRecord final : public FieldSource {
+ public:
+  HostRecord(const ingestd_host_t *h, ingestd_instance_t *inst, ingestd_record_t *rec)
+      : h_(h), inst_(inst), rec_(rec) {}
+
+  Kind append_field(const std::string &path, std::string *out) override {
+    const ingestd_value_t *v = h_->record_get(rec_, path.c_str());
+    if (!v) return Kind::Missing;
+    size_t len = 0;
+    switch (h_->value_kind(v)) {
+      case INGESTD_VALUE_NULL:
+        return Kind::Null;
+      case INGESTD_VALUE_BOOL:
+        *out += h_->value_bool(v) ? "true" : "false";
+        return Kind::Bool;
+      case INGESTD_VALUE_NUMBER: {
+        const char *t = h_->value_number_text(v, &len);
+        out->append(t, len);
+        return Kind::Number;
+      }
+      case INGESTD_VALUE_STRING: {
+        const char *s = h_->value_string(v, &len);
+        out->append(s, len);
+        return Kind::String;
+      }
+      case INGESTD_VALUE_ARRAY:
+      case INGESTD_VALUE_OBJECT: {
+        const char *j = h_->value_json(inst_, v, &len);
+        out->append(j, len);
+        return Kind::Json;
+      }
+    }
+    return Kind::Missing;
+  }
+
+  void append_record_json(std::string *out) override {
+    size_t len = 0;
+    const char *j = h_->record_json(rec_, &len);
+    out->append(j, len);
+  }
+
+ private:
+  const ingestd_host_t *h_;
+  ingestd_instance_t *inst_;
+  ingestd_record_t *rec_;
+};
+
+enum class State { Down, Connecting, Ready };
+
+struct RedisOutput {
+  const ingestd_host_t *host = nullptr;
+  ingestd_instance_t *inst = nullptr;
+
+  // Configuration.
+  std::string address;
+  bool unix_socket = false;
+  std::string host_or_path;
+  int port = 6379;
+  std::string username, password;
+  int64_t db = 0;
+  uint64_t connect_timeout_ms = 2000, command_timeout_ms = 5000;
+  uint64_t retry_initial_ms = 100, retry_max_ms = 30000;
+  size_t max_commands = 20000;
+  EncoderConfig enc;
+  std::unique_ptr<RecordEncoder> encoder;
+
+  // Connection.
+  redisAsyncContext *ac = nullptr;
+  State state = State::Down;
+  int handshake_left = 0;
+  std::vector<const char *> handshake_steps;
+  uint64_t connect_started_ms = 0;
+  uint64_t backoff_ms = 100;
+  bool attempted = false;
+  bool failure_logged = false;
+  bool ever_ready = false;
+  std::string script_sha;
+
+  // Work.
+  std::list<std::unique_ptr<PendingBatch>> batches;  // all held batches, oldest first
+  std::vector<std::unique_ptr<PendingBatch>> spare;  // finished ones, for reuse
+  std::deque<PendingBatch *> waiting;                // not sent yet, in order
+  size_t inflight_commands = 0;
+  bool pumping = false, pump_again = false;
+  bool stopping = false;  // on_stop ran: batches are answered, nothing is sent
+  bool detached = false;  // on_destroy: the host's batches are gone
+  bool retry_logged = false;
+  uint64_t last_dead_log_ms = 0;
+  bool dead_logged = false;
+
+  ingestd_timer_t *tick = nullptr;
+  ingestd_timer_t *reconnect_timer = nullptr;
+  std::minstd_rand rng;
+
+  ingestd_metric_t *m_sent = nullptr, *m_ok = nullptr, *m_err = nullptr, *m_nil = nullptr;
+  ingestd_metric_t *m_reconnects = nullptr, *m_inflight = nullptr, *m_waiting = nullptr;
+  ingestd_metric_t *m_connected = nullptr, *m_dead = nullptr, *m_reloads = nullptr;
+
+  // Scratch reused across records and batches.
+  std::vector<CommandExtent> extents;
+  std::vector<std::string> ttl_keys;
+  std::string reason;
+  std::unordered_map<std::string, uint32_t> expire_keys;
+  struct Extent {
+    uint32_t record;
+    int tmpl;
+    size_t offset, len;
+  };
+  std::vector<Extent> all_extents;
+
+  uv_loop_t *loop() { return static_cast<uv_loop_t *>(host->uv_loop(inst)); }
+  uint64_t now() { return host->now_ms(inst); }
+
+  void connect();
+  void on_handshake_reply(redisAsyncContext *c, redisReply *r);
+  void ready();
+  void detach(redisAsyncContext *c, const std::string &why, bool error);
+  void drop(const std::string &why, bool error = false);
+  void connection_lost(const std::string &why, bool error);
+  void schedule_reconnect();
+  void on_tick();
+
+  void flush(ingestd_batch_t *b);
+  void pump();
+  void encode(PendingBatch *b);
+  void send(PendingBatch *b);
+  void on_reply(redisAsyncContext *c, Cmd *cmd, redisReply *r);
+  void on_error_reply(redisAsyncContext *c, Cmd *cmd, std::string_view msg);
+  void mark(PendingBatch *b, uint32_t record, RecordState s, std::string why = {});
+  void finish(PendingBatch *b);
+  void update_gauges();
+};
+
+// ---- connection ------------------------------------------------------------
+
+void connect_cb(const redisAsyncContext *c, int status) {
+  auto *o = static_cast<RedisOutput *>(c->data);
+  if (!o || status == REDIS_OK) return;  // connected: the handshake replies decide
+  // hiredis frees the context after this callback.
+  o->detach(const_cast<redisAsyncContext *>(c), c->errstr ? c->errstr : "connect failed", false);
+}
+
+void disconnect_cb(const redisAsyncContext *c, int status) {
+  auto *o = static_cast<RedisOutput *>(c->data);
+  if (!o) return;
+  const char *why = status == REDIS_OK ? "closed" : (c->errstr ? c->errstr : "connection error");
+  o->detach(const_cast<redisAsyncContext *>(c), why, false);
+}
+
+void handshake_cb(redisAsyncContext *c, void *reply, void *priv) {
+  static_cast<RedisOutput *>(priv)->on_handshake_reply(c, static_cast<redisReply *>(reply));
+}
+
+void reply_cb(redisAsyncContext *c, void *reply, void *priv) {
+  auto *cmd = static_cast<Cmd *>(priv);
+  cmd->batch->out->on_reply(c, cmd, static_cast<redisReply *>(reply));
+}
+
+void RedisOutput::connect() {
+  if (stopping || ac) return;
+  if (attempted) host->metric_add(m_reconnects, 1);
+  attempted = true;
+  state = State::Connecting;
+  connect_started_ms = now();
+  redisAsyncContext *c = unix_socket ? redisAsyncConnectUnix(host_or_path.c_str())
+                                     : redisAsyncConnect(host_or_path.c_str(), port);
+  if (!c) {
+    connection_lost("out of memory", true);
+    return;
+  }
+  if (c->err) {
+    std::string why = c->errstr;
+    redisAsyncFree(c);
+    connection_lost(why, false);
+    return;
+  }
+  if (uv_attach(c, loop()) != 0) {
+    redisAsyncFree(c);
+    connection_lost("cannot watch the socket", true);
+    return;
+  }
+  c->data = this;
+  redisAsyncSetConnectCallback(c, connect_cb);
+  redisAsyncSetDisconnectCallback(c, disconnect_cb);
+  ac = c;
+  // The handshake is queued now and written once connected; batches wait
+  // until its last reply.
+  handshake_steps.clear();
+  if (!password.empty()) {
+    if (!username.empty()) {
+      const char *argv[] = {"AUTH", username.c_str(), password.c_str()};
+      redisAsyncCommandArgv(c, handshake_cb, this, 3, argv, nullptr);
+    } else {
+      const char *argv[] = {"AUTH", password.c_str()};
+      redisAsyncCommandArgv(c, handshake_cb, this, 2, argv, nullptr);
+    }
+    handshake_steps.push_back("AUTH");
+  }
+  if (db != 0) {
+    std::string n = std::to_string(db);
+    const char *argv[] = {"SELECT", n.c_str()};
+    redisAsyncCommandArgv(c, handshake_cb, this, 2, argv, nullptr);
+    handshake_steps.push_back("SELECT");
+  }
+  if (!enc.if_newer.empty()) {
+    const char *argv[] = {"SCRIPT", "LOAD", kNewerScript};
+    redisAsyncCommandArgv(c, handshake_cb, this, 3, argv, nullptr);
+    handshake_steps.push_back("SCRIPT LOAD");
+  }
+  if (handshake_steps.empty()) {
+    const char *argv[] = {"PING"};
+    redisAsyncCommandArgv(c, handshake_cb, this, 1, argv, nullptr);
+    handshake_steps.push_back("PING");
+  }
+  handshake_left = static_cast<int>(handshake_steps.size());
+}
+
+void RedisOutput::on_handshake_reply(redisAsyncContext *c, redisReply *r) {
+  if (c != ac || handshake_left <= 0) return;  // a connection we already left
+  if (!r) {
+    detach(c, c->errstr ? c->errstr : "connection closed", false);
+    return;
+  }
+  const char *step = handshake_steps[handshake_steps.size() - static_cast<size_t>(handshake_left)];
+  if (r->type == REDIS_REPLY_ERROR) {
+    drop(std::string(step) + " failed: " + std::string(r->str, r->len), true);
+    return;
+  }
+  if (std::strcmp(step, "SCRIPT LOAD") == 0 && r->type == REDIS_REPLY_STRING) {
+    script_sha.assign(r->str, r->len);
+  }
+  if (--handshake_left == 0) ready();
+}
+
+void RedisOutput::ready() {
+  state = State::Ready;
+  backoff_ms = retry_initial_ms;
+  host->metric_set(m_connected, 1);
+  if (failure_logged || !ever_ready) {
+    host->log(inst, INGESTD_LOG_INFO, "connected to %s", address.c_str());
+  }
+  failure_logged = false;
+  ever_ready = true;
+  pump();
+}
+
+// Forgets context `c` (hiredis frees it, or the caller does) and goes down.
+void RedisOutput::detach(redisAsyncContext *c, const std::string &why, bool error) {
+  if (c != ac || !c) return;
+  ac = nullptr;
+  c->data = nullptr;  // its remaining callbacks find no owner
+  connection_lost(why, error);
+}
+
+void RedisOutput::drop(const std::string &why, bool error) {
+  redisAsyncContext *c = ac;
+  if (!c) return;
+  detach(c, why, error);
+  // Runs the pending callbacks with no reply (their batches are retried);
+  // inside a hiredis callback it is deferred until the callback returns.
+  redisAsyncFree(c);
+}
+
+void RedisOutput::connection_lost(const std::string &why, bool error) {
+  bool was_ready = state == State::Ready;
+  state = State::Down;
+  handshake_left = 0;
+  host->metric_set(m_connected, 0);
+  if (stopping) return;
+  ingestd_log_level_type level = error ? INGESTD_LOG_ERROR : INGESTD_LOG_WARN;
+  if (was_ready) {
+    host->log(inst, level, "connection to %s lost: %s; reconnecting, records wait in the queue",
+              address.c_str(), why.c_str());
+    failure_logged = true;
+  } else if (!failure_logged) {
+    host->log(inst, level, "cannot connect to %s: %s; retrying with backoff up to %llums",
+              address.c_str(), why.c_str(), static_cast<unsigned long long>(retry_max_ms));
+    failure_logged = true;
+  } else {
+    host->log(inst, INGESTD_LOG_DEBUG, "cannot connect to %s: %s", address.c_str(), why.c_str());
+  }
+  schedule_reconnect();
+}
+
+void RedisOutput::schedule_reconnect() {
+  // Full backoff on the first try too: a server that just closed on us is
+  // often restarting, and every worker reconnects at once.
+  uint64_t delay = backoff_ms / 2 + rng() % (backoff_ms / 2 + 1);
+  backoff_ms = std::min(backoff_ms * 2, retry_max_ms);
+  auto cb = [](void *p) { static_cast<RedisOutput *>(p)->connect(); };
+  if (reconnect_timer) {
+    host->timer_restart(reconnect_timer, delay, 0);
+  } else {
+    reconnect_timer = host->timer_start(inst, delay, 0, cb, this);
+  }
+}
+
+void RedisOutput::on_tick() {
+  uint64_t t = now();
+  if (state == State::Connecting && ac && t - connect_started_ms > connect_timeout_ms) {
+    drop("not connected within connect_timeout (" + std::to_string(connect_timeout_ms) + "ms)");
+    return;
+  }
+  if (state != State::Ready) return;
+  for (auto &b : batches) {
+    if (!b->sent) continue;
+    if (t - b->sent_ms > command_timeout_ms) {
+      drop("no reply within command_timeout (" + std::to_string(command_timeout_ms) + "ms)");
+    }
+    break;  // the oldest sent batch decides
+  }
+}
+
+// ---- batches ----------------------------------------------------------------
+
+void RedisOutput::flush(ingestd_batch_t *hb) {
+  if (stopping) {
+    host->batch_done(hb, INGESTD_BATCH_RETRY);
+    return;
+  }
+  std::unique_ptr<PendingBatch> owned;
+  if (spare.empty()) {
+    owned = std::make_unique<PendingBatch>();
+  } else {
+    owned = std::move(spare.back());
+    spare.pop_back();
+  }
+  PendingBatch *b = owned.get();
+  b->out = this;
+  b->batch = hb;
+  b->state.assign(host->batch_size(hb), kDelivered);
+  batches.push_back(std::move(owned));
+  b->self = std::prev(batches.end());
+  waiting.push_back(b);
+  pump();
+}
+
+void RedisOutput::pump() {
+  if (pumping) {
+    pump_again = true;  // a batch finished while we were sending: loop, don't recurse
+    return;
+  }
+  pumping = true;
+  do {
+    pump_again = false;
+    while (!waiting.empty() && state == State::Ready && ac && !stopping) {
+      PendingBatch *b = waiting.front();
+      if (!b->encoded) encode(b);
+      if (b->cmds.empty()) {  // every record dead-lettered
+        waiting.pop_front();
+        finish(b);
+        continue;
+      }
+      if (inflight_commands > 0 && inflight_commands + b->cmds.size() > max_commands) break;
+      waiting.pop_front();
+      send(b);
+    }
+  } while (pump_again);
+  pumping = false;
+  update_gauges();
+}
+
+void RedisOutput::encode(PendingBatch *b) {
+  b->encoded = true;
+  size_t n = host->batch_size(b->batch);
+  expire_keys.clear();
+  std::vector<Extent> &all = all_extents;
+  all.clear();
+  for (size_t i = 0; i < n; ++i) {
+    HostRecord rec(host, inst, host->batch_record(b->batch, i));
+    extents.clear();
+    ttl_keys.clear();
+    if (!encoder->encode(rec, script_sha, &b->resp, &extents, &ttl_keys, &reason)) {
+      mark(b, static_cast<uint32_t>(i), kDead, reason);
+      continue;
+    }
+    for (const CommandExtent &e : extents)
+      all.push_back(Extent{static_cast<uint32_t>(i), e.tmpl, e.offset, e.len});
+    for (std::string &k : ttl_keys)
+      expire_keys[std::move(k)] = static_cast<uint32_t>(i);
+  }
+  // One expiry per key and batch, after its last write; its failure is the
+  // failure of the last record that wrote the key.
+  for (const auto &[key, record] : expire_keys) {
+    size_t off = b->resp.size();
+    resp_expire(&b->resp, key, enc.ttl_ms);
+    all.push_back(Extent{record, kExpire, off, b->resp.size() - off});
+  }
+  // Pointers only now: the buffer no longer grows.
+  b->cmds.reserve(all.size());
+  for (const Extent &e : all)
+    b->cmds.push_back(Cmd{b, e.record, e.tmpl, b->resp.data() + e.offset, e.len});
+}
+
+void RedisOutput::send(PendingBatch *b) {
+  b->sent = true;
+  b->sent_ms = now();
+  size_t queued = 0;
+  for (Cmd &c : b->cmds) {
+    // Appends to hiredis's output buffer; the loop writes it all at once.
+    if (redisAsyncFormattedCommand(ac, reply_cb, &c, c.data, c.len) != REDIS_OK) {
+      b->lost = true;  // the context is going away; queued ones get no reply
+      break;
+    }
+    ++queued;
+  }
+  b->outstanding += queued;
+  inflight_commands += queued;
+  host->metric_add(m_sent, static_cast<double>(queued));
+  if (b->outstanding == 0) finish(b);
+}
+
+void RedisOutput::on_reply(redisAsyncContext *c, Cmd *cmd, redisReply *r) {
+  PendingBatch *b = cmd->batch;
+  --b->outstanding;
+  --inflight_commands;
+  if (!r) {
+    b->lost = true;
+    // The first sign that hiredis is tearing the connection down: go down
+    // now so nothing new is queued on it.
+    if (c == ac) detach(c, c->errstr ? c->errstr : "connection closed", false);
+  } else if (r->type == REDIS_REPLY_ERROR) {
+    ++b->replies_err;
+    on_error_reply(c, cmd, std::string_view(r->str, r->len));
+  } else if (r->type == REDIS_REPLY_NIL) {
+    ++b->replies_nil;
+  } else {
+    ++b->replies_ok;
+  }
+  if (b->outstanding == 0) finish(b);
+}
+
+void RedisOutput::on_error_reply(redisAsyncContext *c, Cmd *cmd, std::string_view msg) {
+  PendingBatch *b = cmd->batch;
+  ErrorClass cls = classify_error(msg);
+  if (cls == ErrorClass::NoScript && cmd->tmpl == kScript) {
+    // The server lost its scripts (restart, SCRIPT FLUSH, failover): EVAL
+    // carries the script and caches it again. The outcome does not depend on
+    // order, so the resend may run after later commands.
+    if (c == ac && !stopping) {
+      std::string eval = evalsha_to_eval(std::string_view(cmd->data, cmd->len), kNewerScript);
+      if (!eval.empty()) {
+        b->resend_text.push_back(std::move(eval));
+        const std::string &text = b->resend_text.back();
+        b->resent.push_back(Cmd{b, cmd->record, kEval, text.data(), text.size()});
+        Cmd &nc = b->resent.back();
+        if (redisAsyncFormattedCommand(c, reply_cb, &nc, nc.data, nc.len) == REDIS_OK) {
+          ++b->outstanding;
+          ++inflight_commands;
+          host->metric_add(m_sent, 1);
+          host->metric_add(m_reloads, 1);
+          return;
+        }
+      }
+    }
+    mark(b, cmd->record, kRetry);
+    return;
+  }
+  if (cls == ErrorClass::NoAuth) {
+    mark(b, cmd->record, kRetry);
+    if (c == ac) drop("the server asks for authentication again (" + std::string(msg) + ")");
+    return;
+  }
+  if (cls == ErrorClass::Retry || cls == ErrorClass::NoScript) {
+    if (!retry_logged) {
+      host->log(inst, INGESTD_LOG_WARN, "redis answers \"%.*s\"; records are retried with backoff",
+                static_cast<int>(msg.size()), msg.data());
+      retry_logged = true;
+    }
+    mark(b, cmd->record, kRetry);
+    return;
+  }
+  std::string what;
+  if (cmd->tmpl >= 0) {
+    what = "commands[" + std::to_string(cmd->tmpl) + "] " +
+           enc.commands[static_cast<size_t>(cmd->tmpl)].name;
+  } else if (cmd->tmpl == kExpire) {
+    what = "ttl expiry";
+  } else {
+    what = "if_newer script";
+  }
+  mark(b, cmd->record, kDead, what + ": " + std::string(msg));
+}
+
+void RedisOutput::mark(PendingBatch *b, uint32_t record, RecordState s, std::string why) {
+  if (record >= b->state.size() || b->state[record] >= s) return;  // dead beats retry
+  b->state[record] = s;
+  if (s == kDead) b->reasons[record] = std::move(why);
+}
+
+void RedisOutput::finish(PendingBatch *b) {
+  ingestd_batch_t *hb = b->batch;
+  ingestd_batch_status_type status = b->lost ? INGESTD_BATCH_RETRY : INGESTD_BATCH_OK;
+  bool any_retry = false;
+  if (!detached) {
+    host->metric_add(m_ok, static_cast<double>(b->replies_ok));
+    host->metric_add(m_err, static_cast<double>(b->replies_err));
+    host->metric_add(m_nil, static_cast<double>(b->replies_nil));
+  }
+  if (!detached && status == INGESTD_BATCH_OK) {
+    for (size_t i = 0; i < b->state.size(); ++i) {
+      if (b->state[i] == kRetry) {
+        host->batch_retry_record(hb, i);
+        any_retry = true;
+      } else if (b->state[i] == kDead) {
+        const std::string &why = b->reasons[static_cast<uint32_t>(i)];
+        host->batch_dead_letter(hb, i, why.c_str());
+        host->metric_add(m_dead, 1);
+        uint64_t t = now();
+        if (!dead_logged || t - last_dead_log_ms >= 60000) {
+          host->log(inst, INGESTD_LOG_WARN,
+                    "records go to the dead-letter file, e.g.: %s (logged at most once a minute)",
+                    why.c_str());
+          dead_logged = true;
+          last_dead_log_ms = t;
+        }
+      }
+    }
+    if (!any_retry) retry_logged = false;
+  }
+  std::unique_ptr<PendingBatch> owned = std::move(*b->self);
+  batches.erase(b->self);
+  if (spare.size() < 8) {
+    owned->reset();
+    spare.push_back(std::move(owned));
+  }
+  if (!detached) host->batch_done(hb, status);
+  update_gauges();
+}
+
+void RedisOutput::update_gauges() {
+  if (detached) return;
+  host->metric_set(m_inflight, static_cast<double>(inflight_commands));
+  host->metric_set(m_waiting, static_cast<double>(waiting.size()));
+}
+
+// ---- configuration -----------------------------------------------------------
+
+bool parse_address(const std::string &a, RedisOutput *o, std::string *err) {
+  o->address = a;
+  if (a.rfind("unix:", 0) == 0 || (!a.empty() && a[0] == '/')) {
+    o->unix_socket = true;
+    o->host_or_path = a[0] == '/' ? a : a.substr(5);
+    if (o->host_or_path.empty()) {
+      *err = "address: empty unix socket path";
+      return false;
+    }
+    return true;
+  }
+  std::string h = a;
+  std::string p;
+  if (!a.empty() && a[0] == '[') {
+    size_t close = a.find(']');
+    if (close == std::string::npos) {
+      *err = "address: unclosed '[' in \"" + a + "\"";
+      return false;
+    }
+    h = a.substr(1, close - 1);
+    if (close + 1 < a.size()) {
+      if (a[close + 1] != ':') {
+        *err = "address: expected ':' after ']' in \"" + a + "\"";
+        return false;
+      }
+      p = a.substr(close + 2);
+    }
+  } else if (size_t colon = a.rfind(':'); colon != std::string::npos) {
+    h = a.substr(0, colon);
+    p = a.substr(colon + 1);
+  }
+  if (h.empty()) {
+    *err = "address: no host in \"" + a + "\" (use \"host:port\" or a socket path)";
+    return false;
+  }
+  o->host_or_path = h;
+  if (!p.empty()) {
+    int port = 0;
+    auto r = std::from_chars(p.data(), p.data() + p.size(), port);
+    if (r.ec != std::errc() || r.ptr != p.data() + p.size() || port < 1 || port > 65535) {
+      *err = "address: invalid port '" + p + "' in \"" + a + "\"";
+      return false;
+    }
+    o->port = port;
+  }
+  return true;
+}
+
+bool configure(const ingestd_host_t *h, const ingestd_config_t *cfg, RedisOutput *o,
+               std::string *err) {
+  if (!parse_address(h->option_string(cfg, "address"), o, err)) return false;
+  if (h->has_option(cfg, "username")) o->username = h->option_string(cfg, "username");
+  if (h->has_option(cfg, "password")) o->password = h->option_string(cfg, "password");
+  if (!o->username.empty() && o->password.empty()) {
+    *err = "username needs password (AUTH username password)";
+    return false;
+  }
+  o->db = h->option_int(cfg, "db");
+  o->connect_timeout_ms = static_cast<uint64_t>(h->option_int(cfg, "connect_timeout"));
+  o->command_timeout_ms = static_cast<uint64_t>(h->option_int(cfg, "command_timeout"));
+  o->max_commands = static_cast<size_t>(h->option_int(cfg, "max_inflight_commands"));
+  o->retry_initial_ms = std::max<int64_t>(1, h->option_int(cfg, "retry_initial"));
+  o->retry_max_ms = std::max<uint64_t>(o->retry_initial_ms,
+                                       static_cast<uint64_t>(h->option_int(cfg, "retry_max")));
+  o->backoff_ms = o->retry_initial_ms;
+  o->enc.ttl_ms = static_cast<uint64_t>(h->option_int(cfg, "ttl"));
+  if (h->has_option(cfg, "key_prefix")) o->enc.key_prefix = h->option_string(cfg, "key_prefix");
+
+  std::vector<std::vector<std::string>> commands(h->option_list_size(cfg, "commands"));
+  for (size_t i = 0; i < commands.size(); ++i) {
+    size_t n = h->option_list_list_size(cfg, "commands", i);
+    for (size_t j = 0; j < n; ++j)
+      commands[i].emplace_back(h->option_list_list_item(cfg, "commands", i, j));
+  }
+  bool need_keys = o->enc.ttl_ms > 0 || !o->enc.key_prefix.empty();
+  if (!parse_commands(commands, need_keys, &o->enc.commands, err)) return false;
+
+  bool newer = h->has_option(cfg, "if_newer");
+  bool newer_key = h->has_option(cfg, "if_newer_key");
+  if (newer) {
+    o->enc.if_newer = h->option_string(cfg, "if_newer");
+    if (o->enc.if_newer.empty() || o->enc.if_newer.find_first_of("{}") != std::string::npos) {
+      *err = "if_newer: give a field name such as \"ts\" (no braces)";
+      return false;
+    }
+    std::string key_template;
+    if (newer_key) {
+      key_template = h->option_string(cfg, "if_newer_key");
+    } else {
+      // Default: the first key argument that names a field (the entity),
+      // e.g. "rider:{device_id}" -> "rider:{device_id}:if_newer".
+      for (const auto &cmd : o->enc.commands) {
+        for (const auto &a : cmd.args) {
+          bool has_field = std::any_of(a.pieces.begin(), a.pieces.end(),
+                                       [](const Piece &p) { return p.is_field; });
+          if (a.is_key && has_field && key_template.empty()) key_template = a.source + ":if_newer";
+        }
+      }
+      if (key_template.empty()) {
+        *err =
+            "if_newer needs if_newer_key, the key that keeps the newest value per entity "
+            "(e.g. \"rider:{device_id}:ts\"): no command has a key that names a field";
+        return false;
+      }
+    }
+    std::string why;
+    if (!parse_arg(key_template, &o->enc.if_newer_key, &why)) {
+      *err = "if_newer_key: " + why;
+      return false;
+    }
+    o->enc.if_newer_key.is_key = true;
+  } else if (newer_key) {
+    *err = "if_newer_key is set but if_newer is not";
+    return false;
+  }
+  return true;
+}
+
+// ---- hooks ---------------------------------------------------------------------
+
+int on_init(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_config_t *cfg,
+            void **data) {
+  auto o = std::make_unique<RedisOutput>();
+  o->host = host;
+  o->inst = inst;
+  std::string err;
+  if (!configure(host, cfg, o.get(), &err)) {
+    host->log(inst, INGESTD_LOG_ERROR, "%s", err.c_str());
+    return -1;
+  }
+  o->encoder = std::make_unique<RecordEncoder>(&o->enc);
+  o->rng.seed(static_cast<uint32_t>(host->wall_ms()) ^
+              static_cast<uint32_t>(reinterpret_cast<uintptr_t>(o.get())));
+  o->m_sent = host->counter(inst, "redis_commands_sent_total", "Commands written to Redis");
+  o->m_ok = host->counter(inst, "redis_replies_ok_total", "Replies that were not errors or nil");
+  o->m_err = host->counter(inst, "redis_replies_error_total", "Error replies");
+  o->m_nil = host->counter(inst, "redis_replies_nil_total", "Nil replies");
+  o->m_reconnects =
+      host->counter(inst, "redis_reconnects_total", "Connection attempts after the first one");
+  o->m_inflight = host->gauge(inst, "redis_inflight_commands", "Commands sent and not answered");
+  o->m_waiting = host->gauge(inst, "redis_waiting_batches",
+                             "Batches held until the connection is ready or has room");
+  o->m_connected = host->gauge(inst, "redis_connected", "1 while the connection is ready");
+  o->m_dead = host->counter(inst, "redis_dead_letter_records_total",
+                            "Records the redis output sent to the dead-letter file");
+  o->m_reloads = host->counter(inst, "redis_script_reloads_total",
+                               "if_newer commands resent as EVAL after NOSCRIPT");
+  *data = o.release();
+  return 0;
+}
+
+int on_start(void *data) {
+  auto *o = static_cast<RedisOutput *>(data);
+  uint64_t every =
+      std::clamp<uint64_t>(std::min(o->connect_timeout_ms, o->command_timeout_ms) / 4, 5, 1000);
+  o->tick = o->host->timer_start(
+      o->inst, every, every, [](void *p) { static_cast<RedisOutput *>(p)->on_tick(); }, o);
+  o->connect();
+  return 0;
+}
+
+void on_flush(void *data, ingestd_batch_t *batch) {
+  static_cast<RedisOutput *>(data)->flush(batch);
+}
+
+void on_stop(void *data) {
+  auto *o = static_cast<RedisOutput *>(data);
+  if (o->stopping) return;
+  o->stopping = true;
+  if (o->tick) o->host->timer_stop(o->tick);
+  if (o->reconnect_timer) o->host->timer_stop(o->reconnect_timer);
+  o->tick = o->reconnect_timer = nullptr;
+  // Sent batches get no replies now: retried by the host (or kept on disk).
+  o->drop("stopping");
+  while (!o->waiting.empty()) {
+    PendingBatch *b = o->waiting.front();
+    o->waiting.pop_front();
+    b->lost = true;
+    o->finish(b);
+  }
+}
+
+void on_destroy(void *data) {
+  auto *o = static_cast<RedisOutput *>(data);
+  o->detached = true;
+  o->stopping = true;
+  if (o->tick) o->host->timer_stop(o->tick);
+  if (o->reconnect_timer) o->host->timer_stop(o->reconnect_timer);
+  if (o->ac) {
+    redisAsyncContext *c = o->ac;
+    o->ac = nullptr;
+    c->data = nullptr;
+    redisAsyncFree(c);  // callbacks run now, while the batches still exist
+  }
+  delete o;
+}
+
+}  // namespace
+
+extern "C" INGESTD_EXPORT const ingestd_plugin_t ingestd_plugin_v1 = {
+    INGESTD_ABI_MAJOR,
+    INGESTD_ABI_MINOR,
+    sizeof(ingestd_plugin_t),
+    "redis",
+    INGESTD_KIND_OUTPUT,
+    "Redis commands from templates, pipelined over one async connection per worker",
+    "1.0.0",
+    kOptions,
+    sizeof kOptions / sizeof kOptions[0],
+    on_init,
+    on_start,
+    on_stop,
+    on_destroy,
+    nullptr,
+    nullptr,
+    on_flush,
+};
