@@ -1,0 +1,718 @@
+// out_firehose: Amazon Data Firehose PutRecordBatch over the host's HTTP
+// client, signed with SigV4 from the host's AWS credentials chain. A host
+// batch becomes one or more calls (500 records / 4 MiB each); with aggregate
+// many NDJSON lines share one Firehose record. Calls are paced by token
+// buckets (calls/s, records/s, bytes/s, per worker) and classified by AWS
+// error code. README.md in this folder explains the cost effect.
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "firehose_pack.h"
+#include "firehose_protocol.h"
+#include "ingestd/plugin.h"
+
+namespace {
+
+using namespace ingestd::firehose;
+
+constexpr uint32_t kRequired = INGESTD_OPT_REQUIRED;
+constexpr uint32_t kSecret = INGESTD_OPT_SECRET;
+constexpr double kNoMin = 1, kNoMax = 0;
+
+const ingestd_option_t kOptions[] = {
+    {"region", INGESTD_OPT_STRING, nullptr, kRequired, nullptr, kNoMin, kNoMax,
+     "AWS region of the delivery stream (SigV4 scope and default endpoint), e.g. "
+     "\"ap-northeast-2\""},
+    {"stream", INGESTD_OPT_STRING, nullptr, kRequired, nullptr, kNoMin, kNoMax,
+     "Delivery stream name ([a-zA-Z0-9_.-], 1 to 64 characters)"},
+    {"endpoint", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
+     "Base URL instead of https://firehose.REGION.amazonaws.com (VPC endpoint, FIPS, tests)"},
+    {"aggregate", INGESTD_OPT_BOOL, "false", 0, nullptr, kNoMin, kNoMax,
+     "Pack many newline-delimited records into one Firehose record up to record_max_bytes: S3 "
+     "gets the same NDJSON for far fewer billed 5 KB units (see the firehose README)"},
+    {"record_max_bytes", INGESTD_OPT_SIZE, "1000KiB", 0, nullptr, 1, 1024000,
+     "Largest Firehose record that aggregate packs (at most 1000KiB, the service limit)"},
+    {"append_newline", INGESTD_OPT_BOOL, "true", 0, nullptr, kNoMin, kNoMax,
+     "End each record's data with \"\\n\" (required with aggregate)"},
+    {"calls_per_second", INGESTD_OPT_DOUBLE, "1000", 0, nullptr, 0, 1e9,
+     "PutRecordBatch calls per second per worker (token bucket, 1 s burst); 0: unlimited"},
+    {"records_per_second", INGESTD_OPT_DOUBLE, "100000", 0, nullptr, 0, 1e12,
+     "Firehose records per second per worker (after packing); 0: unlimited"},
+    {"bytes_per_second", INGESTD_OPT_SIZE, "1MiB", 0, nullptr, 0, 1e15,
+     "Record data bytes per second per worker; 0: unlimited"},
+    {"max_calls_inflight", INGESTD_OPT_INT, "4", 0, nullptr, 1, 256,
+     "PutRecordBatch calls in flight at the same time per worker"},
+    {"partial_retries", INGESTD_OPT_INT, "3", 0, nullptr, 0, 100,
+     "Times the failed records of a call are resent by the output (after a growing pause) "
+     "before they go back to the queue"},
+    {"request_timeout", INGESTD_OPT_DURATION, "30s", 0, nullptr, 1, 3600000,
+     "Longest time one PutRecordBatch call may take; then it is retried"},
+    {"aws_access_key_id", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
+     "Explicit access key id; unset: the AWS credentials chain (env, web identity, container, "
+     "profile, IMDSv2)"},
+    {"aws_secret_access_key", INGESTD_OPT_STRING, nullptr, kSecret, nullptr, kNoMin, kNoMax,
+     "Secret access key that goes with aws_access_key_id"},
+    {"aws_session_token", INGESTD_OPT_STRING, nullptr, kSecret, nullptr, kNoMin, kNoMax,
+     "Session token for temporary explicit credentials"},
+    {"aws_profile", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
+     "Profile of the shared credentials/config files; default AWS_PROFILE, else \"default\""},
+    {"sts_endpoint", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
+     "STS URL for web identity credentials; default https://sts.REGION.amazonaws.com"},
+    {"imds_endpoint", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
+     "EC2 instance metadata URL; default http://169.254.169.254"},
+    {"container_endpoint", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
+     "Container credentials base URL for AWS_CONTAINER_CREDENTIALS_RELATIVE_URI; default "
+     "http://169.254.170.2"},
+    {"ca_file", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
+     "CA bundle to verify the endpoint's certificate; default: the system's"},
+    {"tls_verify", INGESTD_OPT_BOOL, "true", 0, nullptr, kNoMin, kNoMax,
+     "Verify the endpoint's TLS certificate (turn off only for tests)"},
+    // Core rows with Firehose defaults: a host batch may become several calls.
+    {"batch_max_records", INGESTD_OPT_INT, "20000", 0, nullptr, kNoMin, kNoMax,
+     "Most records per host batch; firehose default 20000 (split into calls of 500 records or 4 "
+     "MiB)"},
+};
+
+struct FirehoseOutput;
+struct Job;
+
+enum ItemState : uint8_t { kPending = 0, kDelivered = 1, kRetry = 2, kDead = 3 };
+
+// One host batch being delivered.
+struct Job {
+  ingestd_batch_t *batch = nullptr;
+  std::vector<Piece> pieces;  // each record's JSON, borrowed until batch_done
+  std::vector<size_t> sizes;  // data bytes: JSON plus newline
+  std::vector<uint8_t> state;
+  size_t calls_outstanding = 0;  // queued + in flight
+  bool aborted = false;          // a whole call failed: nothing more is sent
+};
+
+// One PutRecordBatch call, queued or in flight.
+struct Call {
+  FirehoseOutput *out = nullptr;  // nullptr: the instance is gone (detached)
+  Job *job = nullptr;
+  PlannedCall plan;
+  uint32_t attempt = 0;  // resends of these records by this output so far
+  uint64_t not_before_ms = 0;
+  ingestd_http_call_t *handle = nullptr;
+};
+
+struct Metrics {
+  ingestd_metric_t *calls, *records, *put_records, *billed_units, *bytes, *resent;
+  ingestd_metric_t *failed_unavailable, *failed_internal, *failed_other;
+  ingestd_metric_t *err_throttled, *err_transient, *err_transport, *err_auth, *err_config;
+  ingestd_metric_t *throttle_waits, *dead_lettered, *inflight;
+};
+
+struct FirehoseOutput {
+  const ingestd_host_t *host = nullptr;
+  ingestd_instance_t *inst = nullptr;
+
+  std::string region, stream, url;
+  std::string aws_key, aws_secret, aws_token, aws_profile, sts, imds, container;
+  std::string ca_file;
+  bool tls_verify = true;
+  PackLimits limits;
+  bool newline = true;
+  double calls_rate = 0, records_rate = 0, bytes_rate = 0;
+  size_t max_inflight = 4;
+  uint32_t partial_retries = 3;
+  uint64_t timeout_ms = 30000;
+  uint64_t retry_initial_ms = 100, retry_max_ms = 30000;
+
+  ingestd_aws_t *aws = nullptr;
+  TokenBucket calls_bucket, records_bucket, bytes_bucket;
+  uint64_t paused_until_ms = 0;
+  uint64_t pause_ms = 0;  // current own pause after a whole-call failure; 0: none
+  ingestd_timer_t *timer = nullptr;
+  uint64_t timer_due_ms = 0;  // 0: not armed
+  bool stopping = false;
+  bool pumping = false;
+
+  std::deque<Call *> ready;
+  std::unordered_set<Call *> inflight;
+  std::unordered_set<Job *> jobs;
+  std::string body;  // request scratch; http_request copies it
+  Metrics m{};
+
+  // Rate-limited logging: one line per class a minute at most.
+  uint64_t last_log_ms[4] = {0, 0, 0, 0};
+  bool logged[4] = {false, false, false, false};
+  uint64_t suppressed[4] = {0, 0, 0, 0};
+
+  void flush(ingestd_batch_t *b);
+  void pump();
+  void send(Call *c);
+  void done(Call *c, const ingestd_http_response_t *resp);
+  void call_failed(Call *c, ErrorClass cls, const std::string &what);
+  void records_failed(Call *c, const std::vector<uint32_t> &items);
+  void enqueue_plan(Job *job, Plan &&plan, uint32_t attempt, uint64_t not_before);
+  void finish_call(Call *c);
+  void finish_job(Job *job);
+  void abort_queued(Job *job);
+  void schedule(uint64_t at_ms);
+  void pause_sending();
+  void log_limited(int slot, ingestd_log_level_type level, const std::string &msg);
+};
+
+void on_timer(void *arg) {
+  auto *o = static_cast<FirehoseOutput *>(arg);
+  o->timer_due_ms = 0;
+  o->pump();
+}
+
+void on_http_done(void *arg, const ingestd_http_response_t *resp) {
+  auto *c = static_cast<Call *>(arg);
+  FirehoseOutput *o = c->out;
+  if (!o) {  // the instance was destroyed first: nothing left to report to
+    delete c;
+    return;
+  }
+  o->inflight.erase(c);
+  o->host->metric_set(o->m.inflight, static_cast<double>(o->inflight.size()));
+  o->done(c, resp);
+  o->pump();
+}
+
+void FirehoseOutput::log_limited(int slot, ingestd_log_level_type level, const std::string &msg) {
+  uint64_t now = host->now_ms(inst);
+  if (logged[slot] && now - last_log_ms[slot] < 60000) {
+    ++suppressed[slot];
+    return;
+  }
+  if (suppressed[slot] > 0) {
+    host->log(inst, level, "%s (%llu more like it in the last minute)", msg.c_str(),
+              static_cast<unsigned long long>(suppressed[slot]));
+  } else {
+    host->log(inst, level, "%s", msg.c_str());
+  }
+  logged[slot] = true;
+  last_log_ms[slot] = now;
+  suppressed[slot] = 0;
+}
+
+void FirehoseOutput::schedule(uint64_t at_ms) {
+  uint64_t now = host->now_ms(inst);
+  if (timer_due_ms != 0 && timer_due_ms <= at_ms) return;
+  uint64_t delay = at_ms > now ? at_ms - now : 0;
+  if (!timer) {
+    timer = host->timer_start(inst, delay, 0, on_timer, this);
+  } else {
+    host->timer_restart(timer, delay, 0);
+  }
+  timer_due_ms = now + delay;
+  if (timer_due_ms == 0) timer_due_ms = 1;
+}
+
+void FirehoseOutput::pause_sending() {
+  pause_ms = pause_ms == 0 ? retry_initial_ms : std::min(pause_ms * 2, retry_max_ms);
+  uint64_t now = host->now_ms(inst);
+  paused_until_ms = std::max(paused_until_ms, now + pause_ms);
+  calls_bucket.drain(now);
+  records_bucket.drain(now);
+  bytes_bucket.drain(now);
+}
+
+void FirehoseOutput::enqueue_plan(Job *job, Plan &&plan, uint32_t attempt, uint64_t not_before) {
+  for (uint32_t i : plan.too_large) {
+    char why[128];
+    std::snprintf(why, sizeof why, "record of %zu bytes exceeds the Firehose limit of %zu bytes",
+                  job->sizes[i], limits.hard_record_max);
+    host->batch_dead_letter(job->batch, i, why);
+    host->metric_add(m.dead_lettered, 1);
+    job->state[i] = kDead;
+  }
+  for (PlannedCall &p : plan.calls) {
+    auto *c = new Call;
+    c->out = this;
+    c->job = job;
+    c->plan = std::move(p);
+    c->attempt = attempt;
+    c->not_before_ms = not_before;
+    ready.push_back(c);
+    ++job->calls_outstanding;
+  }
+}
+
+void FirehoseOutput::flush(ingestd_batch_t *b) {
+  if (stopping) {
+    host->batch_done(b, INGESTD_BATCH_RETRY);
+    return;
+  }
+  auto *job = new Job;
+  job->batch = b;
+  size_t n = host->batch_size(b);
+  job->pieces.resize(n);
+  job->sizes.resize(n);
+  job->state.assign(n, kPending);
+  std::vector<uint32_t> all(n);
+  for (size_t i = 0; i < n; ++i) {
+    size_t len = 0;
+    const char *json = host->record_json(host->batch_record(b, i), &len);
+    job->pieces[i] = Piece{json, len};
+    job->sizes[i] = len + (newline ? 1 : 0);
+    all[i] = static_cast<uint32_t>(i);
+  }
+  jobs.insert(job);
+  enqueue_plan(job, plan_calls(all, job->sizes, limits), 0, 0);
+  if (job->calls_outstanding == 0) {
+    finish_job(job);
+    return;
+  }
+  pump();
+}
+
+void FirehoseOutput::pump() {
+  if (stopping || pumping) return;
+  pumping = true;
+  while (inflight.size() < max_inflight && !ready.empty()) {
+    uint64_t now = host->now_ms(inst);
+    if (now < paused_until_ms) {
+      schedule(paused_until_ms);
+      break;
+    }
+    // The oldest call that may go now (resends wait for their pause).
+    auto it = std::find_if(ready.begin(), ready.end(),
+                           [now](const Call *c) { return c->not_before_ms <= now; });
+    if (it == ready.end()) {
+      uint64_t soonest = UINT64_MAX;
+      for (const Call *c : ready)
+        soonest = std::min(soonest, c->not_before_ms);
+      schedule(soonest);
+      break;
+    }
+    Call *c = *it;
+    double recs = static_cast<double>(c->plan.records.size());
+    double bytes = static_cast<double>(c->plan.bytes);
+    uint64_t wait = std::max({calls_bucket.wait_ms(1, now), records_bucket.wait_ms(recs, now),
+                              bytes_bucket.wait_ms(bytes, now)});
+    if (wait > 0) {
+      host->metric_add(m.throttle_waits, 1);
+      schedule(now + wait);
+      break;
+    }
+    calls_bucket.take(1, now);
+    records_bucket.take(recs, now);
+    bytes_bucket.take(bytes, now);
+    ready.erase(it);
+    send(c);
+  }
+  pumping = false;
+}
+
+void FirehoseOutput::send(Call *c) {
+  std::vector<std::vector<Piece>> records(c->plan.records.size());
+  for (size_t k = 0; k < records.size(); ++k) {
+    records[k].reserve(c->plan.records[k].items.size());
+    for (uint32_t i : c->plan.records[k].items)
+      records[k].push_back(c->job->pieces[i]);
+  }
+  body.clear();
+  build_put_record_batch(stream, records, newline, &body);
+
+  const ingestd_http_header_t headers[] = {
+      {"Content-Type", kContentType},
+      {"X-Amz-Target", kTarget},
+  };
+  ingestd_http_request_t req{};
+  req.struct_size = sizeof req;
+  req.method = "POST";
+  req.url = url.c_str();
+  req.headers = headers;
+  req.header_count = sizeof headers / sizeof headers[0];
+  req.body = body.data();
+  req.body_len = body.size();
+  req.timeout_ms = timeout_ms;
+  req.aws = aws;
+  req.aws_service = "firehose";
+  req.aws_region = region.c_str();
+  req.ca_file = ca_file.empty() ? nullptr : ca_file.c_str();
+  req.insecure = tls_verify ? 0 : 1;
+
+  host->metric_add(m.calls, 1);
+  c->handle = host->http_request(inst, &req, on_http_done, c);
+  if (!c->handle) {  // an invalid request (logged by the host): no callback follows
+    call_failed(c, ErrorClass::kConfig, "the HTTP client refused the request");
+    finish_call(c);
+    return;
+  }
+  inflight.insert(c);
+  host->metric_set(m.inflight, static_cast<double>(inflight.size()));
+}
+
+void FirehoseOutput::done(Call *c, const ingestd_http_response_t *resp) {
+  if (resp->error != nullptr || resp->status == 0) {
+    const char *err = resp->error ? resp->error : "no response";
+    if (std::strcmp(err, "cancelled") != 0) {
+      host->metric_add(m.err_transport, 1);
+      bool creds = std::strncmp(err, "credentials", 11) == 0;
+      log_limited(creds ? 2 : 1, INGESTD_LOG_WARN,
+                  "stream " + stream + ": " + (creds ? "" : "transport error: ") + err +
+                      "; the records are retried with backoff");
+      call_failed(c, creds ? ErrorClass::kAuth : ErrorClass::kTransient, err);
+    } else {
+      call_failed(c, ErrorClass::kTransient, err);
+    }
+    finish_call(c);
+    return;
+  }
+
+  if (resp->status >= 200 && resp->status < 300) {
+    PutResult r;
+    if (parse_put_result(std::string_view(resp->body ? resp->body : "", resp->body_len), &r)) {
+      pause_ms = 0;  // the service answered: the own pause starts small again
+      std::vector<uint32_t> failed;
+      uint64_t recs = 0, put = 0, units = 0, bytes = 0;
+      for (size_t k = 0; k < c->plan.records.size(); ++k) {
+        const PackedRecord &pr = c->plan.records[k];
+        const std::string *code = k < r.codes.size() ? &r.codes[k] : nullptr;
+        if (code && code->empty()) {
+          for (uint32_t i : pr.items)
+            c->job->state[i] = kDelivered;
+          recs += pr.items.size();
+          ++put;
+          units += billed_units(pr.bytes);
+          bytes += pr.bytes;
+          continue;
+        }
+        // Failed (or missing from the answer): exactly these records again.
+        if (code && *code == "ServiceUnavailableException") {
+          host->metric_add(m.failed_unavailable, 1);
+        } else if (code && *code == "InternalFailure") {
+          host->metric_add(m.failed_internal, 1);
+        } else {
+          host->metric_add(m.failed_other, 1);
+        }
+        failed.insert(failed.end(), pr.items.begin(), pr.items.end());
+      }
+      host->metric_add(m.records, static_cast<double>(recs));
+      host->metric_add(m.put_records, static_cast<double>(put));
+      host->metric_add(m.billed_units, static_cast<double>(units));
+      host->metric_add(m.bytes, static_cast<double>(bytes));
+      if (!failed.empty()) records_failed(c, failed);
+      finish_call(c);
+      return;
+    }
+    // A 2xx we cannot read: the records may or may not be in; resending them
+    // risks a duplicate, never a loss.
+    host->metric_add(m.err_transient, 1);
+    log_limited(1, INGESTD_LOG_WARN,
+                "stream " + stream + ": unreadable PutRecordBatch answer (HTTP " +
+                    std::to_string(resp->status) + "); the records are sent again");
+    call_failed(c, ErrorClass::kTransient, "unreadable answer");
+    finish_call(c);
+    return;
+  }
+
+  std::string header;
+  for (size_t i = 0; i < resp->header_count; ++i) {
+    if (std::strcmp(resp->headers[i].name, "x-amzn-errortype") == 0)
+      header = resp->headers[i].value;
+  }
+  std::string message;
+  std::string code =
+      error_code(std::string_view(resp->body ? resp->body : "", resp->body_len), header, &message);
+  ErrorClass cls = classify_error(code, resp->status);
+  std::string what = "HTTP " + std::to_string(resp->status) + " " +
+                     (code.empty() ? std::string("(no error code)") : code) +
+                     (message.empty() ? "" : ": " + message);
+  switch (cls) {
+    case ErrorClass::kThrottle:
+      host->metric_add(m.err_throttled, 1);
+      log_limited(0, INGESTD_LOG_WARN,
+                  "stream " + stream + ": " + what + "; slowing down and retrying with backoff");
+      break;
+    case ErrorClass::kTransient:
+      host->metric_add(m.err_transient, 1);
+      log_limited(1, INGESTD_LOG_WARN,
+                  "stream " + stream + ": " + what + "; the records are retried with backoff");
+      break;
+    case ErrorClass::kAuth:
+      host->metric_add(m.err_auth, 1);
+      log_limited(2, INGESTD_LOG_ERROR,
+                  "stream " + stream + ": credentials rejected: " + what +
+                      "; data stays queued and is retried with backoff until this is fixed");
+      break;
+    case ErrorClass::kConfig:
+      host->metric_add(m.err_config, 1);
+      log_limited(3, INGESTD_LOG_ERROR,
+                  "stream " + stream + ": request refused: " + what +
+                      "; data stays queued and is retried with backoff until this is fixed");
+      break;
+  }
+  call_failed(c, cls, what);
+  finish_call(c);
+}
+
+// The whole call failed: its records and the rest of its job go back to the
+// host queue (whose backoff spaces the retries); our own pacing pauses too,
+// so other queued calls do not hammer a struggling or refusing service.
+void FirehoseOutput::call_failed(Call *c, ErrorClass, const std::string &) {
+  for (const PackedRecord &pr : c->plan.records)
+    for (uint32_t i : pr.items)
+      c->job->state[i] = kRetry;
+  if (!stopping) pause_sending();
+  abort_queued(c->job);
+}
+
+// Some records of an answered call failed: resend exactly those, a few times
+// with a growing pause, then hand them to the host queue.
+void FirehoseOutput::records_failed(Call *c, const std::vector<uint32_t> &items) {
+  Job *job = c->job;
+  if (stopping || job->aborted || c->attempt >= partial_retries) {
+    for (uint32_t i : items)
+      job->state[i] = kRetry;
+    return;
+  }
+  host->metric_add(m.resent, static_cast<double>(items.size()));
+  uint64_t delay = std::min(retry_max_ms, retry_initial_ms << std::min<uint32_t>(c->attempt, 20));
+  enqueue_plan(job, plan_calls(items, job->sizes, limits), c->attempt + 1,
+               host->now_ms(inst) + delay);
+}
+
+void FirehoseOutput::abort_queued(Job *job) {
+  job->aborted = true;
+  for (auto it = ready.begin(); it != ready.end();) {
+    Call *q = *it;
+    if (q->job != job) {
+      ++it;
+      continue;
+    }
+    for (const PackedRecord &pr : q->plan.records)
+      for (uint32_t i : pr.items)
+        job->state[i] = kRetry;
+    it = ready.erase(it);
+    --job->calls_outstanding;
+    delete q;
+  }
+}
+
+void FirehoseOutput::finish_call(Call *c) {
+  Job *job = c->job;
+  delete c;
+  if (--job->calls_outstanding == 0) finish_job(job);
+}
+
+void FirehoseOutput::finish_job(Job *job) {
+  jobs.erase(job);
+  bool any_done = false;
+  for (uint8_t s : job->state) {
+    if (s == kDelivered || s == kDead) any_done = true;
+  }
+  if (!any_done && !job->state.empty()) {
+    host->batch_done(job->batch, INGESTD_BATCH_RETRY);
+  } else {
+    for (size_t i = 0; i < job->state.size(); ++i) {
+      // kPending cannot remain here; treat it as a retry, never as delivered.
+      if (job->state[i] == kRetry || job->state[i] == kPending)
+        host->batch_retry_record(job->batch, i);
+    }
+    host->batch_done(job->batch, INGESTD_BATCH_OK);
+  }
+  delete job;
+}
+
+// ---- lifecycle ---------------------------------------------------------------
+
+std::string opt_string(const ingestd_host_t *h, const ingestd_config_t *cfg, const char *name) {
+  if (!h->has_option(cfg, name)) return {};
+  const char *s = h->option_string(cfg, name);
+  return s ? s : "";
+}
+
+int on_init(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_config_t *cfg,
+            void **data) {
+  auto o = std::make_unique<FirehoseOutput>();
+  o->host = host;
+  o->inst = inst;
+  o->region = opt_string(host, cfg, "region");
+  o->stream = opt_string(host, cfg, "stream");
+  if (o->region.empty()) {
+    host->log(inst, INGESTD_LOG_ERROR, "region must not be empty");
+    return -1;
+  }
+  if (!valid_stream_name(o->stream)) {
+    host->log(inst, INGESTD_LOG_ERROR,
+              "stream \"%s\": a delivery stream name is 1 to 64 of [a-zA-Z0-9_.-]",
+              o->stream.c_str());
+    return -1;
+  }
+  o->url = opt_string(host, cfg, "endpoint");
+  if (o->url.empty()) {
+    o->url = "https://firehose." + o->region + ".amazonaws.com" +
+             (o->region.rfind("cn-", 0) == 0 ? ".cn" : "") + "/";
+  } else if (o->url.rfind("http://", 0) != 0 && o->url.rfind("https://", 0) != 0) {
+    host->log(inst, INGESTD_LOG_ERROR, "endpoint \"%s\": give an http:// or https:// URL",
+              o->url.c_str());
+    return -1;
+  } else if (o->url.find('/', o->url.find("://") + 3) == std::string::npos) {
+    o->url += "/";  // PutRecordBatch is POST /
+  }
+  o->limits.aggregate = host->option_bool(cfg, "aggregate") != 0;
+  o->limits.record_max_bytes = static_cast<size_t>(host->option_size(cfg, "record_max_bytes"));
+  o->newline = host->option_bool(cfg, "append_newline") != 0;
+  if (o->limits.aggregate && !o->newline) {
+    host->log(inst, INGESTD_LOG_ERROR,
+              "aggregate needs append_newline = true: packed records are separated by newlines");
+    return -1;
+  }
+  o->calls_rate = host->option_double(cfg, "calls_per_second");
+  o->records_rate = host->option_double(cfg, "records_per_second");
+  o->bytes_rate = static_cast<double>(host->option_size(cfg, "bytes_per_second"));
+  o->max_inflight = static_cast<size_t>(host->option_int(cfg, "max_calls_inflight"));
+  o->partial_retries = static_cast<uint32_t>(host->option_int(cfg, "partial_retries"));
+  o->timeout_ms = static_cast<uint64_t>(host->option_int(cfg, "request_timeout"));
+  o->retry_initial_ms =
+      static_cast<uint64_t>(std::max<int64_t>(1, host->option_int(cfg, "retry_initial")));
+  o->retry_max_ms = std::max<uint64_t>(o->retry_initial_ms,
+                                       static_cast<uint64_t>(host->option_int(cfg, "retry_max")));
+  o->aws_key = opt_string(host, cfg, "aws_access_key_id");
+  o->aws_secret = opt_string(host, cfg, "aws_secret_access_key");
+  o->aws_token = opt_string(host, cfg, "aws_session_token");
+  if (o->aws_key.empty() != o->aws_secret.empty()) {
+    host->log(inst, INGESTD_LOG_ERROR,
+              "aws_access_key_id and aws_secret_access_key go together: set both or neither");
+    return -1;
+  }
+  o->aws_profile = opt_string(host, cfg, "aws_profile");
+  o->sts = opt_string(host, cfg, "sts_endpoint");
+  o->imds = opt_string(host, cfg, "imds_endpoint");
+  o->container = opt_string(host, cfg, "container_endpoint");
+  o->ca_file = opt_string(host, cfg, "ca_file");
+  o->tls_verify = host->option_bool(cfg, "tls_verify") != 0;
+
+  if (!INGESTD_HOST_HAS(host, http_request) || !INGESTD_HOST_HAS(host, aws_credentials)) {
+    host->log(inst, INGESTD_LOG_ERROR,
+              "this ingestd has no HTTP client / AWS credentials service (host ABI %u.%u): the "
+              "firehose output cannot run; use an ingestd built with core/httpclient",
+              host->abi_major, host->abi_minor);
+    return -1;
+  }
+
+  Metrics &m = o->m;
+  m.calls = host->counter(inst, "firehose_calls_total", "PutRecordBatch calls sent");
+  m.records = host->counter(inst, "firehose_records_total", "Records delivered to Firehose");
+  m.put_records = host->counter(inst, "firehose_put_records_total",
+                                "Firehose records accepted (after aggregate packing)");
+  m.billed_units = host->counter(inst, "firehose_billed_units_total",
+                                 "Billed 5 KB units of the accepted Firehose records");
+  m.bytes = host->counter(inst, "firehose_bytes_total", "Record data bytes accepted");
+  m.resent = host->counter(inst, "firehose_records_resent_total",
+                           "Records resent by the output after a per-record failure");
+  m.failed_unavailable =
+      host->counter(inst, "firehose_failed_records_service_unavailable_total",
+                    "Firehose records refused with ServiceUnavailableException (Slow down.)");
+  m.failed_internal = host->counter(inst, "firehose_failed_records_internal_failure_total",
+                                    "Firehose records refused with InternalFailure");
+  m.failed_other = host->counter(inst, "firehose_failed_records_other_total",
+                                 "Firehose records refused with another or no error code");
+  m.err_throttled = host->counter(inst, "firehose_call_errors_throttled_total",
+                                  "Whole calls refused with ServiceUnavailable or throttling");
+  m.err_transient = host->counter(inst, "firehose_call_errors_transient_total",
+                                  "Whole calls failed with InternalFailure or another 5xx");
+  m.err_transport = host->counter(inst, "firehose_call_errors_transport_total",
+                                  "Calls without an answer (connection, timeout, credentials)");
+  m.err_auth = host->counter(inst, "firehose_call_errors_auth_total",
+                             "Calls refused for their signature or credentials");
+  m.err_config = host->counter(inst, "firehose_call_errors_config_total",
+                               "Calls refused as invalid (stream not found, bad request)");
+  m.throttle_waits = host->counter(inst, "firehose_throttle_waits_total",
+                                   "Times the rate limits held a call back");
+  m.dead_lettered = host->counter(inst, "firehose_records_too_large_total",
+                                  "Records dead-lettered as larger than 1,000 KiB");
+  m.inflight = host->gauge(inst, "firehose_calls_inflight", "PutRecordBatch calls in flight");
+  *data = o.release();
+  return 0;
+}
+
+int on_start(void *data) {
+  auto *o = static_cast<FirehoseOutput *>(data);
+  const ingestd_host_t *h = o->host;
+  ingestd_aws_config_t ac{};
+  ac.struct_size = sizeof ac;
+  auto c_str = [](const std::string &s) { return s.empty() ? nullptr : s.c_str(); };
+  ac.access_key_id = c_str(o->aws_key);
+  ac.secret_access_key = c_str(o->aws_secret);
+  ac.session_token = c_str(o->aws_token);
+  ac.profile = c_str(o->aws_profile);
+  ac.region = o->region.c_str();
+  ac.sts_endpoint = c_str(o->sts);
+  ac.imds_endpoint = c_str(o->imds);
+  ac.container_endpoint = c_str(o->container);
+  o->aws = h->aws_credentials(o->inst, &ac);
+  if (!o->aws) {
+    h->log(o->inst, INGESTD_LOG_ERROR, "the host gave no AWS credentials chain");
+    return -1;
+  }
+  uint64_t now = h->now_ms(o->inst);
+  o->calls_bucket = TokenBucket(o->calls_rate, now);
+  o->records_bucket = TokenBucket(o->records_rate, now);
+  o->bytes_bucket = TokenBucket(o->bytes_rate, now);
+  h->log(o->inst, INGESTD_LOG_INFO, "stream %s in %s via %s, aggregate %s", o->stream.c_str(),
+         o->region.c_str(), o->url.c_str(), o->limits.aggregate ? "on" : "off");
+  return 0;
+}
+
+// Queued calls go back to the host at once; calls in flight complete through
+// the host (which cancels them as the instance stops: their records are
+// retried, or kept on disk, like any failed call).
+void on_stop(void *data) {
+  auto *o = static_cast<FirehoseOutput *>(data);
+  o->stopping = true;
+  if (o->timer) {
+    o->host->timer_stop(o->timer);
+    o->timer = nullptr;
+    o->timer_due_ms = 0;
+  }
+  std::vector<Job *> jobs(o->jobs.begin(), o->jobs.end());
+  for (Job *job : jobs) {
+    o->abort_queued(job);
+    if (job->calls_outstanding == 0) o->finish_job(job);
+  }
+}
+
+void on_destroy(void *data) {
+  auto *o = static_cast<FirehoseOutput *>(data);
+  if (o->timer) o->host->timer_stop(o->timer);
+  for (Call *c : o->ready)
+    delete c;
+  // The host completes every call before destroy; should one still be out,
+  // its callback must find nothing of ours.
+  for (Call *c : o->inflight)
+    c->out = nullptr;
+  for (Job *job : o->jobs)
+    delete job;
+  delete o;
+}
+
+void on_flush(void *data, ingestd_batch_t *batch) {
+  static_cast<FirehoseOutput *>(data)->flush(batch);
+}
+
+}  // namespace
+
+extern "C" INGESTD_EXPORT const ingestd_plugin_t ingestd_plugin_v1 = {
+    INGESTD_ABI_MAJOR,
+    INGESTD_ABI_MINOR,
+    sizeof(ingestd_plugin_t),
+    "firehose",
+    INGESTD_KIND_OUTPUT,
+    "Amazon Data Firehose PutRecordBatch with SigV4, packing and rate shaping",
+    "1.0.0",
+    kOptions,
+    sizeof kOptions / sizeof kOptions[0],
+    on_init,
+    on_start,
+    on_stop,
+    on_destroy,
+    nullptr,
+    nullptr,
+    on_flush,
+};
