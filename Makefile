@@ -8,7 +8,7 @@ FUZZ_SECONDS ?= 60
 JOBS ?= $(shell nproc)
 CONFIG ?= conf.d/ingestd.toml
 
-.PHONY: all deps build run test check-config format clean
+.PHONY: all deps build run test bench check-config format clean
 
 all: build
 
@@ -35,6 +35,12 @@ test: deps
 	  -DINGESTD_FUZZ_DIR=$(abspath $(BUILD_FUZZ)) -DINGESTD_FUZZ_SECONDS=$(FUZZ_SECONDS)
 	cmake --build $(BUILD_TEST)
 	ctest --test-dir $(BUILD_TEST) --output-on-failure -j $(JOBS)
+
+# Benchmarks (not tests): each prints a table against its baseline run in the
+# same invocation (nginx, redis-benchmark, the local peers).
+bench: build
+	@packaging/install-deps --bench
+	@for b in bench/*/run; do echo "== $$b"; $$b --no-build || exit 1; done
 
 format:
 	git ls-files '*.cc' '*.h' | xargs clang-format -i

@@ -30,6 +30,10 @@ constexpr ingestd_option_t kService[] = {
     {"max_memory", INGESTD_OPT_SIZE, "1GiB", kReload, nullptr, 1, kSizeMax,
      "Most record bytes all output queues together may hold in memory (split evenly among "
      "workers); above it requests get 503"},
+    {"dead_letter_max_size", INGESTD_OPT_SIZE, "100MiB", 0, nullptr, 1, kSizeMax,
+     "Size at which storage_dir/dead-letter.ndjson rotates to dead-letter.ndjson.1"},
+    {"dead_letter_files", INGESTD_OPT_INT, "5", 0, nullptr, 0, 1000,
+     "Rotated dead-letter files kept (.1 is the newest); 0 keeps none"},
     {"log_level", INGESTD_OPT_ENUM, "info", kReload, "error|warn|info|debug", kNoMin, kNoMax,
      "Least severe log messages written to stderr"},
 };

@@ -1,7 +1,12 @@
 // Engine: config loading, `-t`, generations of workers, admin, signals.
 #include "engine/engine.h"
 
+#include <limits.h>
+#include <stdlib.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <algorithm>
 #include <set>
@@ -68,6 +73,13 @@ bool load_setup(const EngineOptions &opts, std::unique_ptr<PluginCatalog> *catal
   return false;
 }
 
+std::unique_ptr<DeadLetter> make_dead_letter(const config::Config &cfg, const Logger *log) {
+  return std::make_unique<DeadLetter>(
+      cfg.service.get_string("storage_dir") + "/dead-letter.ndjson", log,
+      cfg.service.get_size("dead_letter_max_size"),
+      static_cast<int>(cfg.service.get_int("dead_letter_files")));
+}
+
 int check_config(const EngineOptions &opts, Logger *log) {
   std::unique_ptr<PluginCatalog> catalog;
   std::shared_ptr<const Setup> setup;
@@ -108,6 +120,112 @@ int check_config(const EngineOptions &opts, Logger *log) {
   return 0;
 }
 
+int replay_dead_letters(const EngineOptions &opts, const std::string &file,
+                        const std::string &output, Logger *log) {
+  std::unique_ptr<PluginCatalog> catalog;
+  std::shared_ptr<const Setup> setup;
+  std::vector<std::string> errors;
+  if (!load_setup(opts, &catalog, &setup, &errors)) {
+    for (const auto &e : errors) std::fprintf(stderr, "%s\n", e.c_str());
+    return 1;
+  }
+  const config::Config &cfg = *setup->config;
+  if (!cfg.find_output(output)) {
+    std::fprintf(stderr, "ingestd: --to %s: no [outputs.%s] in %s\n", output.c_str(),
+                 output.c_str(), opts.config_path.c_str());
+    return 1;
+  }
+  auto dead_letter = make_dead_letter(cfg, log);
+  char real_in[PATH_MAX], real_dl[PATH_MAX];
+  if (::realpath(file.c_str(), real_in) && ::realpath(dead_letter->path().c_str(), real_dl) &&
+      std::string(real_in) == real_dl) {
+    std::fprintf(stderr,
+                 "ingestd: %s is the live dead-letter file: move it aside first "
+                 "(mv %s %s.replay) and replay the moved file\n",
+                 file.c_str(), file.c_str(), file.c_str());
+    return 1;
+  }
+  // Read and check everything before sending anything.
+  FILE *in = std::fopen(file.c_str(), "r");
+  if (!in) {
+    std::fprintf(stderr, "ingestd: %s: %s\n", file.c_str(), std::strerror(errno));
+    return 1;
+  }
+  std::vector<RecordPtr> records;
+  std::string line;
+  size_t lineno = 0;
+  bool bad = false;
+  char buf[65536];
+  while (std::fgets(buf, sizeof buf, in)) {
+    line += buf;
+    if (line.empty() || (line.back() != '\n' && !std::feof(in))) continue;
+    ++lineno;
+    json::Value v;
+    json::ParseError err;
+    std::string_view text = line;
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
+    if (!text.empty()) {
+      const json::Value *rec = nullptr;
+      if (!json::parse(text, &v, &err) || !(rec = v.find("record")) || !rec->is_object()) {
+        std::fprintf(stderr, "%s:%zu: not a dead-letter line (%s)\n", file.c_str(), lineno,
+                     err.message.empty() ? "no \"record\" object" : err.message.c_str());
+        bad = true;
+      } else {
+        RecordPtr r = RecordPtr::make();
+        r->root = *rec;
+        if (const json::Value *tag = v.find("tag")) r->tag = std::string(tag->as_string());
+        records.push_back(std::move(r));
+      }
+    }
+    line.clear();
+  }
+  std::fclose(in);
+  if (bad) return 1;
+
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  MetricsRegistry metrics;
+  PipelineEnv env;
+  env.loop = &loop;
+  env.log = log;
+  env.metrics = &metrics;
+  env.dead_letter = dead_letter.get();
+  uint64_t dead_before = dead_letter->lines_written();
+  size_t total = records.size();
+  uint64_t delivered = 0;
+  bool ok;
+  {
+    Pipeline p(setup, env);
+    ok = p.init() && p.start();
+    if (ok) {
+      for (auto &r : records) p.enqueue_to(output, std::move(r));
+      records.clear();
+      p.drain();
+      Timer check(&loop);
+      check.start(10, 10, [&] {
+        // Plugins may keep handles open (connections): stop the loop here.
+        if (p.idle()) uv_stop(&loop);
+      });
+      uv_run(&loop, UV_RUN_DEFAULT);
+      delivered = p.delivered(output);
+    }
+    p.stop();
+    // Let the plugins' close callbacks run before the pipeline goes.
+    uv_run(&loop, UV_RUN_NOWAIT);
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  if (!ok) return 1;
+  uint64_t dead = dead_letter->lines_written() - dead_before;
+  std::fprintf(stderr,
+               "ingestd: replayed %zu records from %s to %s: %llu delivered, %llu dead-lettered "
+               "again%s%s\n",
+               total, file.c_str(), output.c_str(), static_cast<unsigned long long>(delivered),
+               static_cast<unsigned long long>(dead), dead ? " into " : "",
+               dead ? dead_letter->path().c_str() : "");
+  return dead == 0 && delivered == total ? 0 : 1;
+}
+
 Engine::Engine(EngineOptions opts, Logger *log) : opts_(std::move(opts)), log_(log) {
   uv_loop_init(&loop_);
   reloads_ = metrics_.counter("ingestd_reloads_total", "Configuration reloads that took effect");
@@ -118,6 +236,7 @@ Engine::Engine(EngineOptions opts, Logger *log) : opts_(std::move(opts)), log_(l
 }
 
 Engine::~Engine() {
+  notify_.close();  // systemd (issue 9)
   watchers_.clear();
   watch_debounce_ = Timer();
   current_.reset();
@@ -274,6 +393,7 @@ void Engine::maybe_finish() {
   if (admin_closing_) return;
   admin_closing_ = true;
   auto done = [this] {
+    notify_.close();  // systemd (issue 9)
     watchers_.clear();
     watch_debounce_ = Timer();
     sigterm_.reset();
@@ -352,6 +472,12 @@ void Engine::on_config_event() {
 void Engine::reload() {
   if (shutting_down_) return;
   log_->log(LogLevel::Info, kScope, "reloading configuration (SIGHUP)");
+  // systemd (issue 9): RELOADING=1 now, READY=1 however the reload ends.
+  notify_.reloading();
+  struct ReadyAgain {
+    SystemdNotify *n;
+    ~ReadyAgain() { n->ready(); }
+  } ready_again{&notify_};
   std::shared_ptr<const Setup> setup;
   std::vector<std::string> errors;
   if (!load_setup(opts_, &catalog_, &setup, &errors)) {
@@ -389,6 +515,7 @@ void Engine::shutdown() {
     return;
   }
   shutting_down_ = true;
+  notify_.stopping();  // systemd (issue 9)
   watchers_.clear();
   watch_debounce_ = Timer();
   log_->log(LogLevel::Info, kScope, "shutting down: draining queues");
@@ -481,8 +608,7 @@ int Engine::run() {
     LogLevel lvl;
     if (parse_log_level(cfg->service.get_string("log_level"), &lvl)) log_->set_level(lvl);
   }
-  dead_letter_ = std::make_unique<DeadLetter>(
-      cfg->service.get_string("storage_dir") + "/dead-letter.ndjson", log_);
+  dead_letter_ = make_dead_letter(*cfg, log_);
 
   auto signal_handle = [this](int signum, void (*cb)(uv_signal_t *, int)) {
     auto *s = new uv_signal_t;
@@ -515,6 +641,7 @@ int Engine::run() {
   arm_config_watch(*setup);
   log_->logf(LogLevel::Info, kScope, "ingestd started: %zu workers, config %s",
              current_->workers.size(), opts_.config_path.c_str());
+  notify_.ready();  // systemd (issue 9): READY=1, watchdog keep-alives
   uv_run(&loop_, UV_RUN_DEFAULT);
   log_->log(LogLevel::Info, kScope, "stopped");
   return 0;

@@ -21,6 +21,7 @@
 #include "config/config.h"
 #include "engine/dead_letter.h"
 #include "engine/setup.h"
+#include "engine/systemd_notify.h"  // systemd (issue 9)
 #include "engine/worker.h"
 #include "host/plugin_loader.h"
 #include "http/server.h"
@@ -42,8 +43,17 @@ struct EngineOptions {
 bool load_setup(const EngineOptions &opts, std::unique_ptr<PluginCatalog> *catalog,
                 std::shared_ptr<const Setup> *out, std::vector<std::string> *errors);
 
+std::unique_ptr<DeadLetter> make_dead_letter(const config::Config &cfg, const Logger *log);
+
 // `ingestd -t`: load, validate, initialise every plugin once (never start it).
 int check_config(const EngineOptions &opts, Logger *log);
+
+// `ingestd --replay FILE --to OUTPUT`: sends the records of a dead-letter
+// file to one output of the config, waits until each is delivered or
+// dead-lettered again, prints a summary. Exit 0 when every record was
+// delivered.
+int replay_dead_letters(const EngineOptions &opts, const std::string &file,
+                        const std::string &output, Logger *log);
 
 class Engine {
  public:
@@ -85,6 +95,7 @@ class Engine {
   std::unique_ptr<PluginCatalog> catalog_;
   std::unique_ptr<DeadLetter> dead_letter_;
   uv_loop_t loop_{};
+  SystemdNotify notify_{&loop_};  // systemd (issue 9): sd_notify, watchdog
   UvHandle<uv_signal_t> sigterm_, sigint_, sighup_;
   UvHandle<uv_async_t> wake_;
   std::unique_ptr<http::Server> admin_;
