@@ -1,5 +1,10 @@
 # Replaces @OPTIONS@ in IN with the contents of OPTIONS, writing OUT.
+# (Run with -P: the policy makes "@OPTIONS@" a literal, not a variable.)
+cmake_policy(SET CMP0053 NEW)
 file(READ ${IN} _page)
 file(READ ${OPTIONS} _opts)
 string(REPLACE "@OPTIONS@\n" "${_opts}" _page "${_page}")
+if(_page MATCHES "@OPTIONS@")
+  message(FATAL_ERROR "fill.cmake: @OPTIONS@ left in ${OUT}")
+endif()
 file(WRITE ${OUT} "${_page}")
