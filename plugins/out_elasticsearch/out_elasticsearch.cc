@@ -1,0 +1,841 @@
+// out_elasticsearch: records as documents through the _bulk API of
+// Elasticsearch 7/8 and OpenSearch 1/2 (also Amazon OpenSearch Service and
+// Serverless with SigV4), over the host's HTTP client (host->http_request);
+// this plugin never links curl.
+//
+// One host batch is sent as one _bulk request of `create` actions (so a
+// retried document is a 409, counted as delivered, never a duplicate), or as
+// several when the cluster answered 413: the request is split in halves until
+// it fits (a document refused alone is dead-lettered), and later batches are
+// cut to half the refused size (at least 1 MiB). Requests of one
+// batch go one after the other; max_inflight batches run side by side.
+//
+// Outcomes: items 2xx and 409 are delivered; 429/5xx items are retried alone
+// (batch_retry_record); other 4xx items (mapping and parse errors) go to the
+// dead-letter file with "<error.type>: <error.reason>". A whole request that
+// fails (transport error, 429, 5xx) is retried after the host's backoff and
+// cools its host down; other statuses (401, 403, 400...) are retried and
+// logged. The details are in es_response.h.
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "es_bulk.h"
+#include "es_hosts.h"
+#include "es_response.h"
+#include "ingestd/plugin.h"
+
+namespace {
+
+using ingestd::es::BulkItem;
+using ingestd::es::BulkResponse;
+using ingestd::es::HostPool;
+using ingestd::es::IndexPattern;
+using ingestd::es::ItemResult;
+using ingestd::es::RequestResult;
+
+constexpr uint32_t kReload = INGESTD_OPT_RELOADABLE;
+constexpr uint32_t kSecret = INGESTD_OPT_SECRET;
+constexpr double kNoMin = 1;
+constexpr double kNoMax = 0;
+constexpr double kSizeMax = 1099511627776.0 * 1024;
+constexpr size_t kMinLearnedBodyBytes = 1 << 20;
+
+const ingestd_option_t kOptions[] = {
+    {"hosts", INGESTD_OPT_STRING_LIST, nullptr, INGESTD_OPT_REQUIRED, nullptr, kNoMin, kNoMax,
+     "Base URLs of the cluster's nodes (\"https://es1:9200\"), used round-robin"},
+    {"index", INGESTD_OPT_STRING, "ingestd-%Y.%m.%d", 0, nullptr, kNoMin, kNoMax,
+     "Index name; %Y %y %m %d %H %j %G %V are taken from index_time_field in UTC"},
+    {"index_time_field", INGESTD_OPT_STRING, "ts", 0, nullptr, kNoMin, kNoMax,
+     "Record field with the epoch-milliseconds time for the index date; the receive time when "
+     "it is missing or invalid"},
+    {"pipeline", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
+     "Ingest pipeline the documents go through (the pipeline query parameter)"},
+    {"id_field", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
+     "Record field used as the document _id; unset (or missing in a record): a 128-bit hash "
+     "of the record's JSON"},
+    {"compress", INGESTD_OPT_BOOL, "false", 0, nullptr, kNoMin, kNoMax,
+     "Gzip the bulk request bodies (Content-Encoding: gzip)"},
+    {"compression_level", INGESTD_OPT_INT, "1", 0, nullptr, 1, 9,
+     "Gzip level when compress is on; 1 is fastest and keeps the worker's loop responsive"},
+    {"username", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
+     "User for HTTP basic authentication (with password)"},
+    {"password", INGESTD_OPT_STRING, nullptr, kSecret, nullptr, kNoMin, kNoMax,
+     "Password for HTTP basic authentication"},
+    {"api_key", INGESTD_OPT_STRING, nullptr, kSecret, nullptr, kNoMin, kNoMax,
+     "Elasticsearch API key, sent as 'Authorization: ApiKey VALUE' (the base64 'encoded' form "
+     "of id:key)"},
+    {"aws_auth", INGESTD_OPT_BOOL, "false", 0, nullptr, kNoMin, kNoMax,
+     "Sign requests with AWS SigV4 (Amazon OpenSearch Service or Serverless)"},
+    {"aws_service", INGESTD_OPT_ENUM, "es", 0, "es|aoss", kNoMin, kNoMax,
+     "SigV4 service name: es for OpenSearch Service domains, aoss for Serverless collections"},
+    {"region", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
+     "AWS region for SigV4; default: taken from an *.REGION.es|aoss.amazonaws.com host"},
+    {"aws_access_key_id", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
+     "AWS access key id; unset: the credentials chain (environment, web identity, container, "
+     "profile, IMDS)"},
+    {"aws_secret_access_key", INGESTD_OPT_STRING, nullptr, kSecret, nullptr, kNoMin, kNoMax,
+     "AWS secret access key, with aws_access_key_id"},
+    {"aws_session_token", INGESTD_OPT_STRING, nullptr, kSecret, nullptr, kNoMin, kNoMax,
+     "AWS session token for temporary credentials given in the config"},
+    {"aws_profile", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
+     "Profile of the shared AWS config and credentials files (default: AWS_PROFILE or default)"},
+    {"sts_endpoint", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
+     "STS endpoint for web-identity credentials (default https://sts.REGION.amazonaws.com)"},
+    {"imds_endpoint", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
+     "EC2 instance metadata endpoint (default http://169.254.169.254)"},
+    {"ca_file", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
+     "PEM file of CA certificates to verify the cluster with, instead of the system's"},
+    {"client_cert", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
+     "PEM client certificate for mutual TLS (with client_key)"},
+    {"client_key", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
+     "PEM private key of client_cert"},
+    {"tls_verify", INGESTD_OPT_BOOL, "true", 0, nullptr, kNoMin, kNoMax,
+     "Verify the cluster's certificate and host name; false only for testing"},
+    {"request_timeout", INGESTD_OPT_DURATION, "60s", 0, nullptr, 1, 3600000,
+     "Longest time one bulk request may take before it is retried"},
+    {"host_cooldown", INGESTD_OPT_DURATION, "30s", 0, nullptr, 0, 86400000,
+     "How long a host that failed (transport error, 429, 5xx) is skipped"},
+    {"health_check_interval", INGESTD_OPT_DURATION, "5s", 0, nullptr, 100, 3600000,
+     "How often hosts that are cooling down get GET /; an answer returns them early"},
+    {"batch_max_records", INGESTD_OPT_INT, "1000", kReload, nullptr, 1, 1000000,
+     "Most documents in one bulk request"},
+    {"batch_max_bytes", INGESTD_OPT_SIZE, "5MiB", kReload, nullptr, 1, kSizeMax,
+     "Most document bytes in one bulk request (before compression)"},
+    {"flush_interval", INGESTD_OPT_DURATION, "1s", kReload, nullptr, 1, 3600000,
+     "Longest time a document waits for its bulk request to fill"},
+};
+
+struct Output;
+struct Job;
+
+// One HTTP exchange in flight: a bulk request of a job, or a health check.
+struct Call {
+  Output *out = nullptr;  // nullptr once orphaned by on_destroy
+  Job *job = nullptr;     // nullptr for a health check
+  size_t host = 0;
+  size_t begin = 0;  // range of Job::docs
+  size_t end = 0;
+  size_t body_bytes = 0;  // uncompressed NDJSON
+  ingestd_http_call_t *handle = nullptr;
+};
+
+// One document of a job: its record and its action line.
+struct Doc {
+  size_t record;
+  std::string action;  // {"create":{...}}\n
+  const char *json;    // the record's compact JSON, borrowed until batch_done
+  size_t json_len;
+};
+
+// One host batch being delivered.
+struct Job {
+  ingestd_batch_t *batch = nullptr;
+  std::vector<Doc> docs;
+  std::vector<std::pair<size_t, size_t>> pending;  // ranges of docs still to send, in order
+  bool answered = false;   // some outcome is already marked (delivered, dead-lettered...)
+  bool abandoned = false;  // batch_done already called by on_stop
+  Call *call = nullptr;
+};
+
+struct Metrics {
+  ingestd_metric_t *bulk_requests;
+  ingestd_metric_t *bulk_failures;
+  ingestd_metric_t *bulk_splits;
+  ingestd_metric_t *bulk_bytes;
+  ingestd_metric_t *bulk_seconds;
+  ingestd_metric_t *items_created;
+  ingestd_metric_t *items_conflict;
+  ingestd_metric_t *items_retried;
+  ingestd_metric_t *items_dead;
+  ingestd_metric_t *host_failures;
+  ingestd_metric_t *hosts_available;
+};
+
+struct Output {
+  const ingestd_host_t *host;
+  ingestd_instance_t *inst;
+
+  std::vector<std::string> hosts;
+  IndexPattern index;
+  std::string time_field;
+  std::string id_field;
+  std::string query;  // "?pipeline=..." (sorted), or ""
+  bool compress = false;
+  int compression_level = 1;
+  std::string authorization;  // full header value, or ""
+  bool aws_auth = false;
+  std::string aws_service;
+  std::string region;
+  std::string aws_key_id, aws_secret, aws_token, aws_profile, sts_endpoint, imds_endpoint;
+  ingestd_aws_t *aws = nullptr;
+  std::string ca_file, client_cert, client_key;
+  bool insecure = false;
+  uint64_t timeout_ms = 60000;
+  uint64_t cooldown_ms = 30000;
+  uint64_t health_interval_ms = 5000;
+
+  std::unique_ptr<HostPool> pool;
+  std::vector<bool> health_in_flight;
+  ingestd_timer_t *health_timer = nullptr;
+  // Largest NDJSON body that may be sent; lowered to half a body that got 413.
+  size_t max_body_bytes = SIZE_MAX;
+
+  bool stopping = false;
+  std::set<Job *> jobs;
+  std::set<Call *> calls;
+  Metrics m{};
+  uint64_t last_refused_log_ms = 0;
+  bool refused_logged = false;
+};
+
+// ---- helpers
+
+const char *opt_string(const ingestd_host_t *h, const ingestd_config_t *cfg, const char *name) {
+  if (!h->has_option(cfg, name)) return nullptr;
+  const char *s = h->option_string(cfg, name);
+  return (s && *s) ? s : nullptr;
+}
+
+std::string opt_str(const ingestd_host_t *h, const ingestd_config_t *cfg, const char *name) {
+  const char *s = opt_string(h, cfg, name);
+  return s ? s : "";
+}
+
+const char *or_null(const std::string &s) {
+  return s.empty() ? nullptr : s.c_str();
+}
+
+uint64_t now_ms(Output *o) {
+  return o->host->now_ms(o->inst);
+}
+
+void update_available(Output *o) {
+  o->host->metric_set(o->m.hosts_available, static_cast<double>(o->pool->available(now_ms(o))));
+}
+
+void send_next(Output *o, Job *job);
+
+// Prepares the action line of record i; false with *why when the record can
+// never be indexed (it is dead-lettered).
+bool prepare_doc(Output *o, ingestd_record_t *rec, Doc *d, std::string *why) {
+  const ingestd_host_t *h = o->host;
+  d->json = h->record_json(rec, &d->json_len);
+  int64_t when = h->record_received_ms(rec);
+  if (o->index.has_date()) {
+    const ingestd_value_t *v = h->record_get(rec, o->time_field.c_str());
+    double ms = -1;
+    if (v && h->value_kind(v) == INGESTD_VALUE_NUMBER) {
+      ms = h->value_number(v);
+    } else if (v && h->value_kind(v) == INGESTD_VALUE_STRING) {
+      size_t len;
+      const char *s = h->value_string(v, &len);
+      std::string text(s, len);
+      char *end = nullptr;
+      double parsed = std::strtod(text.c_str(), &end);
+      if (!text.empty() && end == text.c_str() + text.size()) ms = parsed;
+    }
+    if (ingestd::es::plausible_epoch_ms(ms)) when = static_cast<int64_t>(ms);
+  }
+  const std::string &index = o->index.format(when);
+
+  std::string id;
+  const ingestd_value_t *idv =
+      o->id_field.empty() ? nullptr : h->record_get(rec, o->id_field.c_str());
+  ingestd_value_kind_type kind = idv ? h->value_kind(idv) : INGESTD_VALUE_NULL;
+  if (kind == INGESTD_VALUE_STRING) {
+    size_t len;
+    const char *s = h->value_string(idv, &len);
+    id.assign(s, len);
+  } else if (kind == INGESTD_VALUE_NUMBER) {
+    size_t len;
+    const char *s = h->value_number_text(idv, &len);
+    id.assign(s, len);
+  } else if (kind != INGESTD_VALUE_NULL) {
+    *why = "id_field " + o->id_field + " is not a string or a number";
+    return false;
+  } else {
+    id = ingestd::es::content_id(std::string_view(d->json, d->json_len));
+  }
+  if (id.empty()) {
+    *why = "id_field " + o->id_field + " is empty";
+    return false;
+  }
+  if (id.size() > ingestd::es::kMaxIdBytes) {
+    *why = "id_field " + o->id_field + " is longer than 512 bytes";
+    return false;
+  }
+  d->action.clear();
+  d->action.reserve(index.size() + id.size() + 32);
+  // The document itself is appended when the body is built.
+  ingestd::es::append_create(&d->action, index, id, {});
+  d->action.pop_back();  // append_create ended with the (empty) document's newline
+  return true;
+}
+
+// Splits docs [0, n) into ranges whose NDJSON fits max_body_bytes.
+void plan_ranges(Output *o, Job *job) {
+  job->pending.clear();
+  size_t start = 0, bytes = 0;
+  for (size_t i = 0; i < job->docs.size(); ++i) {
+    size_t sz = job->docs[i].action.size() + job->docs[i].json_len + 1;
+    if (i > start && bytes + sz > o->max_body_bytes) {
+      job->pending.emplace_back(start, i);
+      start = i;
+      bytes = 0;
+    }
+    bytes += sz;
+  }
+  if (start < job->docs.size()) job->pending.emplace_back(start, job->docs.size());
+}
+
+void finish_job(Output *o, Job *job, ingestd_batch_status_type status) {
+  o->jobs.erase(job);
+  ingestd_batch_t *b = job->batch;
+  delete job;
+  o->host->batch_done(b, status);
+}
+
+// A whole request (range [begin, end)) failed: this range and every one not
+// yet sent are retried. The host backs off before the next attempt.
+void fail_job(Output *o, Job *job, size_t begin, size_t end) {
+  if (!job->answered) {
+    o->host->metric_add(o->m.items_retried, static_cast<double>(job->docs.size()));
+    finish_job(o, job, INGESTD_BATCH_RETRY);
+    return;
+  }
+  auto mark = [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i)
+      o->host->batch_retry_record(job->batch, job->docs[i].record);
+    o->host->metric_add(o->m.items_retried, static_cast<double>(e - b));
+  };
+  mark(begin, end);
+  for (auto [b, e] : job->pending)
+    mark(b, e);
+  job->pending.clear();
+  finish_job(o, job, INGESTD_BATCH_OK);
+}
+
+void log_refused(Output *o, const std::string &host, const std::string &what) {
+  uint64_t now = now_ms(o);
+  if (o->refused_logged && now - o->last_refused_log_ms < 30000) return;
+  o->refused_logged = true;
+  o->last_refused_log_ms = now;
+  o->host->log(o->inst, INGESTD_LOG_ERROR, "%s refused the bulk request: %s; the batch is retried",
+               host.c_str(), what.c_str());
+}
+
+void host_failed(Output *o, size_t i, const std::string &what) {
+  bool was_cooling = o->pool->cooling(i, now_ms(o));
+  o->pool->failed(i, now_ms(o));
+  o->host->metric_add(o->m.host_failures, 1);
+  update_available(o);
+  if (!was_cooling) {
+    o->host->log(o->inst, INGESTD_LOG_WARN, "%s failed (%s); skipping it for %llums",
+                 o->hosts[i].c_str(), what.c_str(),
+                 static_cast<unsigned long long>(o->cooldown_ms));
+  }
+}
+
+// Request headers shared by bulk requests and health checks. The strings
+// live in `o` (or are literals) for the duration of http_request.
+void auth_headers(Output *o, std::vector<ingestd_http_header_t> *h) {
+  if (!o->authorization.empty()) h->push_back({"Authorization", o->authorization.c_str()});
+}
+
+void fill_request(Output *o, ingestd_http_request_t *req) {
+  req->timeout_ms = o->timeout_ms;
+  if (o->aws_auth) {
+    req->aws = o->aws;
+    req->aws_service = o->aws_service.c_str();
+    req->aws_region = o->region.c_str();
+  }
+  req->ca_file = or_null(o->ca_file);
+  req->client_cert = or_null(o->client_cert);
+  req->client_key = or_null(o->client_key);
+  req->insecure = o->insecure ? 1 : 0;
+}
+
+void on_bulk_done(void *arg, const ingestd_http_response_t *resp);
+
+// Sends the next range of the job, or finishes it when none is left.
+void send_next(Output *o, Job *job) {
+  if (o->stopping) {
+    fail_job(o, job, 0, 0);
+    return;
+  }
+  if (job->pending.empty()) {
+    finish_job(o, job, INGESTD_BATCH_OK);
+    return;
+  }
+  auto [b, e] = job->pending.front();
+  job->pending.erase(job->pending.begin());
+
+  std::string body;
+  size_t need = 0;
+  for (size_t i = b; i < e; ++i)
+    need += job->docs[i].action.size() + job->docs[i].json_len + 1;
+  body.reserve(need);
+  for (size_t i = b; i < e; ++i) {
+    const Doc &d = job->docs[i];
+    body += d.action;
+    body.append(d.json, d.json_len);
+    body.push_back('\n');
+  }
+  std::string gz;
+  const std::string *payload = &body;
+  if (o->compress) {
+    if (ingestd::es::gzip(body, o->compression_level, &gz)) {
+      payload = &gz;
+    } else {
+      o->host->log(o->inst, INGESTD_LOG_WARN, "gzip failed; sending the bulk body uncompressed");
+    }
+  }
+
+  std::vector<ingestd_http_header_t> headers;
+  headers.push_back({"Content-Type", "application/x-ndjson"});
+  if (payload == &gz) headers.push_back({"Content-Encoding", "gzip"});
+  auth_headers(o, &headers);
+
+  size_t host = o->pool->pick(now_ms(o));
+  std::string url = o->hosts[host] + "/_bulk" + o->query;
+  ingestd_http_request_t req{};
+  req.struct_size = sizeof req;
+  req.method = "POST";
+  req.url = url.c_str();
+  req.headers = headers.data();
+  req.header_count = headers.size();
+  req.body = payload->data();
+  req.body_len = payload->size();
+  fill_request(o, &req);
+
+  auto *call = new Call;
+  call->out = o;
+  call->job = job;
+  call->host = host;
+  call->begin = b;
+  call->end = e;
+  call->body_bytes = body.size();
+  o->calls.insert(call);
+  job->call = call;
+  o->host->metric_add(o->m.bulk_requests, 1);
+  o->host->metric_add(o->m.bulk_bytes, static_cast<double>(payload->size()));
+  call->handle = o->host->http_request(o->inst, &req, on_bulk_done, call);
+  if (!call->handle) {  // an invalid request; the host logged why
+    o->calls.erase(call);
+    job->call = nullptr;
+    delete call;
+    o->host->metric_add(o->m.bulk_failures, 1);
+    fail_job(o, job, b, e);
+  }
+}
+
+// Applies the items of a 2xx answer to the records of [b, e).
+void apply_items(Output *o, Job *job, size_t b, size_t e, const BulkResponse &r,
+                 const std::string &host) {
+  const ingestd_host_t *h = o->host;
+  size_t n = e - b;
+  if (r.items.size() != n) {
+    h->log(o->inst, INGESTD_LOG_WARN,
+           "%s answered %zu bulk items for %zu documents; the unanswered ones are retried",
+           host.c_str(), r.items.size(), n);
+  }
+  double created = 0, conflict = 0, retried = 0, dead = 0;
+  for (size_t k = 0; k < n; ++k) {
+    size_t rec = job->docs[b + k].record;
+    if (k >= r.items.size()) {
+      h->batch_retry_record(job->batch, rec);
+      ++retried;
+      continue;
+    }
+    const BulkItem &item = r.items[k];
+    switch (ingestd::es::classify_item(item)) {
+      case ItemResult::Created:
+        ++created;
+        break;
+      case ItemResult::Conflict:
+        ++conflict;
+        break;
+      case ItemResult::Retry:
+        h->batch_retry_record(job->batch, rec);
+        ++retried;
+        break;
+      case ItemResult::DeadLetter:
+        h->batch_dead_letter(job->batch, rec, ingestd::es::item_reason(item).c_str());
+        ++dead;
+        break;
+    }
+  }
+  h->metric_add(o->m.items_created, created);
+  h->metric_add(o->m.items_conflict, conflict);
+  h->metric_add(o->m.items_retried, retried);
+  h->metric_add(o->m.items_dead, dead);
+  job->answered = true;
+}
+
+void on_bulk_done(void *arg, const ingestd_http_response_t *resp) {
+  auto *call = static_cast<Call *>(arg);
+  Output *o = call->out;
+  Job *job = call->job;
+  size_t b = call->begin, e = call->end, host = call->host, body_bytes = call->body_bytes;
+  if (o) o->calls.erase(call);
+  if (job) job->call = nullptr;
+  delete call;
+  if (!o || !job) return;  // orphaned by on_destroy
+  if (job->abandoned) {    // on_stop already gave the batch back
+    o->jobs.erase(job);
+    delete job;
+    return;
+  }
+  const ingestd_host_t *h = o->host;
+  double secs = static_cast<double>(resp->elapsed_ms) / 1000.0;
+  h->metric_add(o->m.bulk_seconds, secs);
+  if (o->stopping || (resp->error && std::strcmp(resp->error, "cancelled") == 0)) {
+    fail_job(o, job, b, e);
+    return;
+  }
+  std::string_view body(resp->body ? resp->body : "", resp->body ? resp->body_len : 0);
+  switch (ingestd::es::classify_request(resp->status, resp->error)) {
+    case RequestResult::HostFailure:
+      h->metric_add(o->m.bulk_failures, 1);
+      host_failed(o, host,
+                  resp->error ? std::string(resp->error)
+                              : ingestd::es::request_error_text(resp->status, body));
+      fail_job(o, job, b, e);
+      return;
+    case RequestResult::Refused:
+      h->metric_add(o->m.bulk_failures, 1);
+      log_refused(o, o->hosts[host], ingestd::es::request_error_text(resp->status, body));
+      fail_job(o, job, b, e);
+      return;
+    case RequestResult::TooLarge:
+      h->metric_add(o->m.bulk_splits, 1);
+      if (e - b == 1) {
+        h->batch_dead_letter(job->batch, job->docs[b].record,
+                             "HTTP 413: the document alone is larger than the cluster accepts "
+                             "(http.max_content_length)");
+        h->metric_add(o->m.items_dead, 1);
+        job->answered = true;
+      } else {
+        size_t mid = b + (e - b) / 2;
+        job->pending.insert(job->pending.begin(), {{b, mid}, {mid, e}});
+        // Later batches are cut to half of what was refused, but never below
+        // kMinLearnedBodyBytes: one oversized document must not shrink every
+        // future request (a request above the limit is still split here).
+        size_t half = std::max(body_bytes / 2, kMinLearnedBodyBytes);
+        if (half < o->max_body_bytes) {
+          o->max_body_bytes = half;
+          h->log(o->inst, INGESTD_LOG_WARN,
+                 "%s answered 413 to a %zu-byte bulk request; sending at most %zu bytes per "
+                 "request from now on",
+                 o->hosts[host].c_str(), body_bytes, half);
+        }
+      }
+      send_next(o, job);
+      return;
+    case RequestResult::Items:
+      break;
+  }
+  if (o->pool->cooling(host, now_ms(o))) {
+    o->pool->healthy(host);
+    update_available(o);
+  }
+  BulkResponse r;
+  std::string err;
+  if (!ingestd::es::parse_bulk_response(body, &r, &err)) {
+    h->metric_add(o->m.bulk_failures, 1);
+    h->log(o->inst, INGESTD_LOG_WARN, "unreadable bulk response from %s (%s); the batch is retried",
+           o->hosts[host].c_str(), err.c_str());
+    fail_job(o, job, b, e);
+    return;
+  }
+  apply_items(o, job, b, e, r, o->hosts[host]);
+  send_next(o, job);
+}
+
+// ---- health checks
+
+void on_health_done(void *arg, const ingestd_http_response_t *resp) {
+  auto *call = static_cast<Call *>(arg);
+  Output *o = call->out;
+  size_t host = call->host;
+  if (o) o->calls.erase(call);
+  delete call;
+  if (!o) return;
+  o->health_in_flight[host] = false;
+  if (o->stopping || resp->error) return;
+  int s = resp->status;
+  if (s >= 200 && s < 500 && s != 429 && s != 408 && o->pool->cooling(host, now_ms(o))) {
+    o->pool->healthy(host);
+    update_available(o);
+    o->host->log(o->inst, INGESTD_LOG_INFO, "%s answers again (HTTP %d); back in rotation",
+                 o->hosts[host].c_str(), s);
+  }
+}
+
+void on_health_timer(void *arg) {
+  auto *o = static_cast<Output *>(arg);
+  if (o->stopping) return;
+  update_available(o);
+  for (size_t i : o->pool->cooling_hosts(now_ms(o))) {
+    if (o->health_in_flight[i]) continue;
+    std::vector<ingestd_http_header_t> headers;
+    auth_headers(o, &headers);
+    std::string url = o->hosts[i] + "/";
+    ingestd_http_request_t req{};
+    req.struct_size = sizeof req;
+    req.method = "GET";
+    req.url = url.c_str();
+    req.headers = headers.data();
+    req.header_count = headers.size();
+    fill_request(o, &req);
+    req.timeout_ms = o->health_interval_ms < 10000 ? 10000 : o->health_interval_ms;
+    auto *call = new Call;
+    call->out = o;
+    call->host = i;
+    o->calls.insert(call);
+    call->handle = o->host->http_request(o->inst, &req, on_health_done, call);
+    if (!call->handle) {
+      o->calls.erase(call);
+      delete call;
+      continue;
+    }
+    o->health_in_flight[i] = true;
+  }
+}
+
+// ---- lifecycle
+
+int fail_init(const ingestd_host_t *host, ingestd_instance_t *inst, Output *o,
+              const std::string &msg) {
+  host->log(inst, INGESTD_LOG_ERROR, "%s", msg.c_str());
+  delete o;
+  return -1;
+}
+
+int on_init(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_config_t *cfg,
+            void **data) {
+  if (!INGESTD_HOST_HAS(host, http_request) || !INGESTD_HOST_HAS(host, http_cancel)) {
+    host->log(inst, INGESTD_LOG_ERROR,
+              "the elasticsearch output needs the host's HTTP client service "
+              "(host->http_request), which this ingestd does not provide");
+    return -1;
+  }
+  auto *o = new Output;
+  o->host = host;
+  o->inst = inst;
+  std::string err;
+
+  size_t n = host->option_list_size(cfg, "hosts");
+  if (n == 0) return fail_init(host, inst, o, "hosts: at least one URL is needed");
+  for (size_t i = 0; i < n; ++i) {
+    std::string url;
+    if (!ingestd::es::normalize_base_url(host->option_list_item(cfg, "hosts", i), &url, &err)) {
+      return fail_init(host, inst, o, "hosts[" + std::to_string(i) + "]: " + err);
+    }
+    o->hosts.push_back(url);
+  }
+  if (!o->index.parse(opt_str(host, cfg, "index"), &err)) {
+    return fail_init(host, inst, o, err);
+  }
+  o->time_field = opt_str(host, cfg, "index_time_field");
+  if (o->time_field.empty()) o->time_field = "ts";
+  o->id_field = opt_str(host, cfg, "id_field");
+  std::vector<std::pair<std::string, std::string>> params;
+  if (const char *p = opt_string(host, cfg, "pipeline")) params.emplace_back("pipeline", p);
+  o->query = ingestd::es::query_string(params);
+  o->compress = host->option_bool(cfg, "compress") != 0;
+  o->compression_level = static_cast<int>(host->option_int(cfg, "compression_level"));
+
+  std::string user = opt_str(host, cfg, "username");
+  std::string pass = opt_str(host, cfg, "password");
+  std::string api_key = opt_str(host, cfg, "api_key");
+  o->aws_auth = host->option_bool(cfg, "aws_auth") != 0;
+  int schemes = (!user.empty() || !pass.empty()) + !api_key.empty() + o->aws_auth;
+  if (schemes > 1) {
+    return fail_init(host, inst, o,
+                     "choose one authentication: username/password, api_key or aws_auth");
+  }
+  if (user.empty() != pass.empty()) {
+    return fail_init(host, inst, o, "username and password go together");
+  }
+  if (!user.empty()) o->authorization = "Basic " + ingestd::es::base64(user + ":" + pass);
+  if (!api_key.empty()) o->authorization = "ApiKey " + api_key;
+  if (o->aws_auth) {
+    if (!INGESTD_HOST_HAS(host, aws_credentials)) {
+      return fail_init(host, inst, o,
+                       "aws_auth needs the host's AWS credentials service, which this ingestd "
+                       "does not provide");
+    }
+    o->aws_service = opt_str(host, cfg, "aws_service");
+    o->region = opt_str(host, cfg, "region");
+    if (o->region.empty()) o->region = ingestd::es::region_from_url(o->hosts[0]);
+    if (o->region.empty()) {
+      return fail_init(
+          host, inst, o,
+          "aws_auth: set region (it cannot be read from the host name " + o->hosts[0] + ")");
+    }
+    o->aws_key_id = opt_str(host, cfg, "aws_access_key_id");
+    o->aws_secret = opt_str(host, cfg, "aws_secret_access_key");
+    o->aws_token = opt_str(host, cfg, "aws_session_token");
+    if (o->aws_key_id.empty() != o->aws_secret.empty()) {
+      return fail_init(host, inst, o, "aws_access_key_id and aws_secret_access_key go together");
+    }
+    o->aws_profile = opt_str(host, cfg, "aws_profile");
+    o->sts_endpoint = opt_str(host, cfg, "sts_endpoint");
+    o->imds_endpoint = opt_str(host, cfg, "imds_endpoint");
+  }
+  o->ca_file = opt_str(host, cfg, "ca_file");
+  o->client_cert = opt_str(host, cfg, "client_cert");
+  o->client_key = opt_str(host, cfg, "client_key");
+  if (o->client_cert.empty() != o->client_key.empty()) {
+    return fail_init(host, inst, o, "client_cert and client_key go together");
+  }
+  o->insecure = host->option_bool(cfg, "tls_verify") == 0;
+  o->timeout_ms = static_cast<uint64_t>(host->option_int(cfg, "request_timeout"));
+  o->cooldown_ms = static_cast<uint64_t>(host->option_int(cfg, "host_cooldown"));
+  o->health_interval_ms = static_cast<uint64_t>(host->option_int(cfg, "health_check_interval"));
+  o->pool = std::make_unique<HostPool>(o->hosts.size(), o->cooldown_ms);
+  o->health_in_flight.assign(o->hosts.size(), false);
+
+  Metrics &m = o->m;
+  m.bulk_requests = host->counter(inst, "elasticsearch_bulk_requests_total", "Bulk requests sent");
+  m.bulk_failures = host->counter(
+      inst, "elasticsearch_bulk_failures_total",
+      "Bulk requests that failed as a whole (transport error, 429, 5xx, refused) and are retried");
+  m.bulk_splits = host->counter(inst, "elasticsearch_bulk_too_large_total",
+                                "Bulk requests answered 413 (split in halves)");
+  m.bulk_bytes = host->counter(inst, "elasticsearch_bulk_sent_bytes_total",
+                               "Bytes of bulk request bodies sent (after compression)");
+  m.bulk_seconds = host->counter(inst, "elasticsearch_bulk_duration_seconds_total",
+                                 "Total time of bulk requests; divide by requests for the mean");
+  m.items_created = host->counter(inst, "elasticsearch_items_created_total",
+                                  "Documents the cluster created (2xx)");
+  m.items_conflict =
+      host->counter(inst, "elasticsearch_items_conflict_total",
+                    "Documents answered 409 on create: already indexed, counted as delivered");
+  m.items_retried = host->counter(inst, "elasticsearch_items_retried_total",
+                                  "Documents sent again: item 429/5xx or a failed request");
+  m.items_dead = host->counter(inst, "elasticsearch_items_dead_lettered_total",
+                               "Documents written to the dead-letter file (mapping errors...)");
+  m.host_failures = host->counter(inst, "elasticsearch_host_failures_total",
+                                  "Requests that put a host into cool-down");
+  m.hosts_available = host->gauge(inst, "elasticsearch_hosts_available",
+                                  "Hosts not cooling down (summed over workers)");
+  host->metric_set(m.hosts_available, static_cast<double>(o->hosts.size()));
+  *data = o;
+  return 0;
+}
+
+int on_start(void *data) {
+  auto *o = static_cast<Output *>(data);
+  if (o->aws_auth) {
+    ingestd_aws_config_t c{};
+    c.struct_size = sizeof c;
+    c.access_key_id = or_null(o->aws_key_id);
+    c.secret_access_key = or_null(o->aws_secret);
+    c.session_token = or_null(o->aws_token);
+    c.profile = or_null(o->aws_profile);
+    c.region = or_null(o->region);
+    c.sts_endpoint = or_null(o->sts_endpoint);
+    c.imds_endpoint = or_null(o->imds_endpoint);
+    o->aws = o->host->aws_credentials(o->inst, &c);
+    if (!o->aws) {
+      o->host->log(o->inst, INGESTD_LOG_ERROR, "no AWS credentials chain");
+      return -1;
+    }
+  }
+  o->health_timer = o->host->timer_start(o->inst, o->health_interval_ms, o->health_interval_ms,
+                                         on_health_timer, o);
+  return 0;
+}
+
+void on_flush(void *data, ingestd_batch_t *batch) {
+  auto *o = static_cast<Output *>(data);
+  const ingestd_host_t *h = o->host;
+  if (o->stopping) {
+    h->batch_done(batch, INGESTD_BATCH_RETRY);
+    return;
+  }
+  auto *job = new Job;
+  job->batch = batch;
+  size_t n = h->batch_size(batch);
+  job->docs.reserve(n);
+  std::string why;
+  for (size_t i = 0; i < n; ++i) {
+    Doc d;
+    d.record = i;
+    if (!prepare_doc(o, h->batch_record(batch, i), &d, &why)) {
+      h->batch_dead_letter(batch, i, why.c_str());
+      h->metric_add(o->m.items_dead, 1);
+      job->answered = true;
+      continue;
+    }
+    job->docs.push_back(std::move(d));
+  }
+  o->jobs.insert(job);
+  plan_ranges(o, job);
+  send_next(o, job);
+}
+
+void on_stop(void *data) {
+  auto *o = static_cast<Output *>(data);
+  o->stopping = true;
+  if (o->health_timer) {
+    o->host->timer_stop(o->health_timer);
+    o->health_timer = nullptr;
+  }
+  // A cancelled call's callback may run inside http_cancel (and free it) or
+  // later: look each one up again before touching it.
+  std::vector<Call *> calls(o->calls.begin(), o->calls.end());
+  for (Call *c : calls) {
+    if (o->calls.count(c)) o->host->http_cancel(c->handle);
+  }
+  // Batches whose callback has not run yet go back to the host now: after
+  // on_stop the host no longer accepts batch_done for them.
+  for (Job *job : o->jobs) {
+    if (job->abandoned) continue;
+    job->abandoned = true;
+    o->host->batch_done(job->batch, INGESTD_BATCH_RETRY);
+  }
+}
+
+void on_destroy(void *data) {
+  auto *o = static_cast<Output *>(data);
+  if (!o->stopping) on_stop(o);
+  // Callbacks still owed by the host find their call orphaned.
+  for (Call *c : o->calls) {
+    c->out = nullptr;
+    c->job = nullptr;
+  }
+  for (Job *job : o->jobs)
+    delete job;
+  delete o;
+}
+
+}  // namespace
+
+extern "C" INGESTD_EXPORT const ingestd_plugin_t ingestd_plugin_v1 = {
+    INGESTD_ABI_MAJOR,
+    INGESTD_ABI_MINOR,
+    sizeof(ingestd_plugin_t),
+    "elasticsearch",
+    INGESTD_KIND_OUTPUT,
+    "Documents through the _bulk API of Elasticsearch 7/8 and OpenSearch 1/2 (basic, API key or "
+    "SigV4 auth), with per-item retries and dead letters",
+    "1.0.0",
+    kOptions,
+    sizeof kOptions / sizeof kOptions[0],
+    on_init,
+    on_start,
+    on_stop,
+    on_destroy,
+    nullptr,
+    nullptr,
+    on_flush,
+};
