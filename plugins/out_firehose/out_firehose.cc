@@ -35,7 +35,7 @@ const ingestd_option_t kOptions[] = {
      "Base URL instead of https://firehose.REGION.amazonaws.com (VPC endpoint, FIPS, tests)"},
     {"aggregate", INGESTD_OPT_BOOL, "false", 0, nullptr, kNoMin, kNoMax,
      "Pack many newline-delimited records into one Firehose record up to record_max_bytes: S3 "
-     "gets the same NDJSON for far fewer billed 5 KB units (see the firehose README)"},
+     "gets the same NDJSON for far fewer billed 5 KB units (see FIREHOSE COSTS)"},
     {"record_max_bytes", INGESTD_OPT_SIZE, "1000KiB", 0, nullptr, 1, 1024000,
      "Largest Firehose record that aggregate packs (at most 1000KiB, the service limit)"},
     {"append_newline", INGESTD_OPT_BOOL, "true", 0, nullptr, kNoMin, kNoMax,
