@@ -52,12 +52,18 @@
 //     like the Redis live positions, runs with max_inflight_batches = 1.)
 //   - A requeued record keeps its original push time, so it does not wait
 //     another flush interval: it is released as soon as the backoff allows.
-//   - A batch with at least one Retry outcome (requeued or exhausted) counts
-//     as a failure: consecutive_failures() is incremented and no batch is
-//     released before now + Backoff::next_delay_ms(consecutive_failures, rng)
-//     (never shortening a gate already set). A batch without any Retry
-//     (delivered and/or dead-lettered: the output answered) resets
-//     consecutive_failures() to 0; it does not lift a gate already set.
+//   - A batch where every record is Retry (requeued or exhausted) counts as a
+//     failure: consecutive_failures() is incremented and no batch is released
+//     before now + Backoff::next_delay_ms(consecutive_failures, rng) (never
+//     shortening a gate already set).
+//   - A partial failure (some records Retry, others delivered or
+//     dead-lettered: Elasticsearch item 429s, Firehose FailedPutCount) is not
+//     an outage: the output is answering. consecutive_failures() resets to 0
+//     and the retried records wait one first-step delay
+//     (Backoff::next_delay_ms(1, rng)), so a steady trickle of throttled
+//     items never escalates the backoff to retry_max.
+//   - A batch without any Retry resets consecutive_failures() to 0; it does
+//     not lift a gate already set.
 //   - retry_all() is complete() with every outcome Retry (INGESTD_BATCH_RETRY).
 //   - complete()/retry_all() on an unknown batch id (never issued, or already
 //     completed) is a no-op returning an empty Completion with found == false:
@@ -323,15 +329,18 @@ class OutputQueue {
     c.found = true;
 
     std::vector<Entry> requeue;
-    bool failed = false;
+    bool failed = false;    // some record must be sent again
+    bool answered = false;  // some record was delivered or dead-lettered
     for (size_t i = 0; i < f.items.size(); ++i) {
       const uint32_t sends =
           f.attempts[i] == std::numeric_limits<uint32_t>::max() ? f.attempts[i] : f.attempts[i] + 1;
       switch (outcome_at(i)) {
         case Outcome::Delivered:
+          answered = true;
           c.delivered.push_back(std::move(f.items[i]));
           break;
         case Outcome::DeadLetter:
+          answered = true;
           c.dead_lettered.push_back(
               DeadLetter{std::move(f.items[i]), i, sends, DeadLetterCause::Rejected});
           break;
@@ -349,10 +358,14 @@ class OutputQueue {
       }
     }
 
-    if (failed) {
+    if (failed && !answered) {
       if (consecutive_failures_ < std::numeric_limits<uint32_t>::max()) ++consecutive_failures_;
       const uint64_t gate =
           saturating_add(now_ms, backoff_.next_delay_ms(consecutive_failures_, rng));
+      not_before_ms_ = std::max(not_before_ms_, gate);
+    } else if (failed) {
+      consecutive_failures_ = 0;
+      const uint64_t gate = saturating_add(now_ms, backoff_.next_delay_ms(1, rng));
       not_before_ms_ = std::max(not_before_ms_, gate);
     } else {
       consecutive_failures_ = 0;

@@ -341,8 +341,8 @@ TEST(OutputQueue, PartialRetryKeepsOrderAndGoesToFront) {
   EXPECT_EQ(ints(c.delivered), (std::vector<int>{0, 2}));
   EXPECT_TRUE(c.dead_lettered.empty());
   EXPECT_EQ(c.retried, 2u);
-  EXPECT_EQ(q.consecutive_failures(), 1u);
-  EXPECT_EQ(q.retry_not_before(), 60u);
+  EXPECT_EQ(q.consecutive_failures(), 0u);  // partial: the output answered
+  EXPECT_EQ(q.retry_not_before(), 60u);     // but the retried records wait one first step
   EXPECT_EQ(q.queued_records(), 4u);
   EXPECT_EQ(q.queued_bytes(), 40u);
   EXPECT_EQ(q.inflight_records(), 0u);
@@ -385,7 +385,7 @@ TEST(OutputQueue, RequeueOrderWithSeveralBatchesInFlight) {
   EXPECT_EQ(q.retry_all(c->id, 0, rng).retried, 2u);
   EXPECT_EQ(q.complete(a->id, std::vector<O>{O::Retry, O::Delivered}, 0, rng).retried, 1u);
   EXPECT_EQ(q.retry_all(b->id, 0, rng).retried, 2u);
-  EXPECT_EQ(q.consecutive_failures(), 3u);
+  EXPECT_EQ(q.consecutive_failures(), 1u);  // the partial completion of `a` reset the count
   EXPECT_EQ(q.total_records(), 6u);
   EXPECT_EQ(q.queued_bytes(), 60u);
   EXPECT_EQ(ints(q.drain_queued()), (std::vector<int>{0, 2, 3, 4, 5, 6}));
@@ -482,9 +482,30 @@ TEST(OutputQueue, MaxAttemptsDeadLetters) {
   EXPECT_EQ(c2.dead_lettered[0].index, 0u);
   EXPECT_EQ(c2.dead_lettered[0].attempts, 2u);
   EXPECT_EQ(c2.dead_lettered[0].cause, DeadLetterCause::RetriesExhausted);
-  EXPECT_EQ(q.consecutive_failures(), 2u);  // an exhausted retry is still a failure
+  EXPECT_EQ(q.consecutive_failures(), 0u);  // partial (record 1 delivered): no escalation
   EXPECT_EQ(q.total_records(), 0u);
   EXPECT_EQ(q.total_bytes(), 0u);
+}
+
+TEST(OutputQueue, SteadyPartialFailuresNeverEscalateTheBackoff) {
+  // Elasticsearch answering a few items 429 in every bulk, for a long time:
+  // the retried records wait one first-step delay each time, never retry_max.
+  QueueLimits l = small_limits();  // retry_initial 100, retry_max 1000
+  l.batch_max_records = 4;
+  Q q(l);
+  SeqRng rng{{~uint64_t{0}}};  // the largest delay the jitter allows
+  uint64_t now = 0;
+  for (int round = 0; round < 50; ++round) {
+    push_n(q, round * 4, round * 4 + 3, 10, now);
+    auto b = q.take_batch(std::max(now, q.retry_not_before()) + 1000);
+    ASSERT_TRUE(b);
+    now = std::max(now, q.retry_not_before()) + 1000;
+    std::vector<O> out(b->size(), O::Delivered);
+    out[0] = O::Retry;
+    q.complete(b->id, out, now, rng);
+    EXPECT_EQ(q.consecutive_failures(), 0u);
+    EXPECT_LE(q.retry_not_before(), now + 100) << "round " << round;
+  }
 }
 
 TEST(OutputQueue, MaxAttemptsOneDeadLettersOnFirstFailure) {
