@@ -78,12 +78,13 @@ void OutputRuntime::pump() {
 void OutputRuntime::schedule() {
   if (stopped_) return;
   uv_loop_t *loop = pipeline_->env_.loop;
-  auto when = queue_.next_wakeup(uv_now(loop));
-  if (!when) {
-    timer_.stop();
-    return;
-  }
   uint64_t now = uv_now(loop);
+  auto when = queue_.next_wakeup(now);
+  if (!when) return;  // a timer still armed fires once and finds nothing: cheaper than stopping
+  // Keep an armed timer that fires no later than needed: firing early only
+  // pumps and schedules again, and re-arming on every request is not free.
+  if (timer_.active() && timer_due_ <= *when) return;
+  timer_due_ = *when;
   timer_.start(*when > now ? *when - now : 0, 0, [this] { pump(); });
 }
 

@@ -122,6 +122,7 @@ class OutputRuntime {
   Pipeline *pipeline_;
   OutputQueue<RecordPtr> queue_;
   Timer timer_;
+  uint64_t timer_due_ = 0;  // loop time the armed timer fires
   std::mt19937_64 rng_{std::random_device{}()};
   std::map<uint64_t, std::unique_ptr<Batch>> inflight_;
   bool pumping_ = false;

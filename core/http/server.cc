@@ -84,6 +84,7 @@ class Connection final : public ConnectionIo, public std::enable_shared_from_thi
   int io_write(std::string_view data, bool response) override;
   void io_read(bool on) override;
   void io_timer(uint64_t timeout_ms) override;
+  void arm_timer(uint64_t now);
   void io_linger() override;
   void io_close() override { close(); }
   uint64_t io_now() override { return uv_now(server_.loop_); }
@@ -112,6 +113,9 @@ class Connection final : public ConnectionIo, public std::enable_shared_from_thi
   ServerImpl &server_;
   uv_tcp_t tcp_;
   uv_timer_t timer_;
+  uint64_t deadline_ms_ = 0;   // loop time the state machine's timeout ends; 0: none
+  uint64_t timer_due_ms_ = 0;  // when the armed uv timer fires
+  bool timer_armed_ = false;
   uv_write_t write_req_;
   uv_write_t continue_req_;
   uv_shutdown_t shutdown_req_;
@@ -176,17 +180,37 @@ void Connection::io_read(bool on) {
 
 void Connection::io_timer(uint64_t timeout_ms) {
   if (closing_) return;
+  // Lazy deadlines: the state machine moves its deadline on every request
+  // (header, body, answer, idle); re-arming the uv timer each time costs more
+  // than the rest of a small request's bookkeeping. The timer stays armed at
+  // its earliest due time and, when it fires early, re-arms for what is left.
   if (timeout_ms == 0) {
-    uv_timer_stop(&timer_);
+    deadline_ms_ = 0;  // disarmed: a pending fire is ignored
     return;
   }
+  uint64_t now = uv_now(server_.loop_);
+  deadline_ms_ = now + timeout_ms;
+  if (!timer_armed_ || timer_due_ms_ > deadline_ms_) arm_timer(now);
+}
+
+void Connection::arm_timer(uint64_t now) {
+  timer_armed_ = true;
+  timer_due_ms_ = deadline_ms_;
   uv_timer_start(
       &timer_,
       [](uv_timer_t *t) {
         auto *c = static_cast<Connection *>(t->data);
-        if (!c->closing_) c->guarded([&] { c->core_.on_timer(); });
+        c->timer_armed_ = false;
+        if (c->closing_ || c->deadline_ms_ == 0) return;
+        uint64_t now = uv_now(c->server_.loop_);
+        if (now < c->deadline_ms_) {
+          c->arm_timer(now);  // the deadline moved later since this was armed
+          return;
+        }
+        c->deadline_ms_ = 0;
+        c->guarded([&] { c->core_.on_timer(); });
       },
-      timeout_ms, 0);
+      deadline_ms_ > now ? deadline_ms_ - now : 0, 0);
 }
 
 void Connection::io_linger() {
