@@ -48,36 +48,11 @@ constexpr const char *kUsage =
     "SIGTERM/SIGINT stop accepting, drain queues for up to service.shutdown_timeout, exit 0.\n"
     "See ingestd(8) and ingestd.conf(5).\n";
 
-const char *type_name(ingestd_option_kind_type t) {
-  switch (t) {
-    case INGESTD_OPT_STRING:
-      return "string";
-    case INGESTD_OPT_INT:
-      return "integer";
-    case INGESTD_OPT_DOUBLE:
-      return "number";
-    case INGESTD_OPT_BOOL:
-      return "boolean";
-    case INGESTD_OPT_SIZE:
-      return "size";
-    case INGESTD_OPT_DURATION:
-      return "duration";
-    case INGESTD_OPT_ENUM:
-      return "enum";
-    case INGESTD_OPT_STRING_LIST:
-      return "list of strings";
-    case INGESTD_OPT_STRING_LIST_LIST:
-      return "list of lists of strings";
-    case INGESTD_OPT_STRING_MAP:
-      return "table of strings";
-  }
-  return "?";
-}
 
 void print_options(const ingestd_option_t *opts, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     const auto &o = opts[i];
-    std::printf("    %-22s %-10s", o.name, type_name(o.type));
+    std::printf("    %-22s %-10s", o.name, ingestd::config::option_type_name(o.type));
     if (o.flags & INGESTD_OPT_REQUIRED) {
       std::printf(" required");
     } else if (o.default_value) {
@@ -107,7 +82,7 @@ std::string mdoc_escape(std::string_view s) {
 void print_options_mdoc(std::span<const ingestd_option_t> opts) {
   std::printf(".Bl -tag -width Ds\n");
   for (const auto &o : opts) {
-    std::printf(".It Cm %s Pq %s", o.name, type_name(o.type));
+    std::printf(".It Cm %s Pq %s", o.name, ingestd::config::option_type_name(o.type));
     std::printf("\n%s.\n", mdoc_escape(o.description).c_str());
     if (o.type == INGESTD_OPT_ENUM && o.choices) std::printf("One of: %s.\n", o.choices);
     if (o.flags & INGESTD_OPT_REQUIRED) {
