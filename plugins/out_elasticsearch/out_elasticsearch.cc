@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/aws_options.h"
 #include "es_bulk.h"
 #include "es_hosts.h"
 #include "es_response.h"
@@ -46,7 +47,7 @@ constexpr double kNoMax = 0;
 constexpr double kSizeMax = 1099511627776.0 * 1024;
 constexpr size_t kMinLearnedBodyBytes = 1 << 20;
 
-const ingestd_option_t kOptions[] = {
+const ingestd_option_t kOwnOptions[] = {
     {"hosts", INGESTD_OPT_STRING_LIST, nullptr, INGESTD_OPT_REQUIRED, nullptr, kNoMin, kNoMax,
      "Base URLs of the cluster's nodes (\"https://es1:9200\"), used round-robin"},
     {"index", INGESTD_OPT_STRING, "ingestd-%Y.%m.%d", 0, nullptr, kNoMin, kNoMax,
@@ -76,19 +77,6 @@ const ingestd_option_t kOptions[] = {
      "SigV4 service name: es for OpenSearch Service domains, aoss for Serverless collections"},
     {"region", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
      "AWS region for SigV4; default: taken from an *.REGION.es|aoss.amazonaws.com host"},
-    {"aws_access_key_id", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
-     "AWS access key id; unset: the credentials chain (environment, web identity, container, "
-     "profile, IMDS)"},
-    {"aws_secret_access_key", INGESTD_OPT_STRING, nullptr, kSecret, nullptr, kNoMin, kNoMax,
-     "AWS secret access key, with aws_access_key_id"},
-    {"aws_session_token", INGESTD_OPT_STRING, nullptr, kSecret, nullptr, kNoMin, kNoMax,
-     "AWS session token for temporary credentials given in the config"},
-    {"aws_profile", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
-     "Profile of the shared AWS config and credentials files (default: AWS_PROFILE or default)"},
-    {"sts_endpoint", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
-     "STS endpoint for web-identity credentials (default https://sts.REGION.amazonaws.com)"},
-    {"imds_endpoint", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
-     "EC2 instance metadata endpoint (default http://169.254.169.254)"},
     {"ca_file", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
      "PEM file of CA certificates to verify the cluster with, instead of the system's"},
     {"client_cert", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
@@ -110,6 +98,8 @@ const ingestd_option_t kOptions[] = {
     {"flush_interval", INGESTD_OPT_DURATION, "1s", kReload, nullptr, 1, 3600000,
      "Longest time a document waits for its bulk request to fill"},
 };
+
+constexpr auto kOptions = ingestd::common::join_options(kOwnOptions, ingestd::common::kAwsOptions);
 
 struct Output;
 struct Job;
@@ -172,7 +162,7 @@ struct Output {
   bool aws_auth = false;
   std::string aws_service;
   std::string region;
-  std::string aws_key_id, aws_secret, aws_token, aws_profile, sts_endpoint, imds_endpoint;
+  ingestd::common::AwsOptions aws_options;
   ingestd_aws_t *aws = nullptr;
   std::string ca_file, client_cert, client_key;
   bool insecure = false;
@@ -680,15 +670,8 @@ int on_init(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_
           host, inst, o,
           "aws_auth: set region (it cannot be read from the host name " + o->hosts[0] + ")");
     }
-    o->aws_key_id = opt_str(host, cfg, "aws_access_key_id");
-    o->aws_secret = opt_str(host, cfg, "aws_secret_access_key");
-    o->aws_token = opt_str(host, cfg, "aws_session_token");
-    if (o->aws_key_id.empty() != o->aws_secret.empty()) {
-      return fail_init(host, inst, o, "aws_access_key_id and aws_secret_access_key go together");
-    }
-    o->aws_profile = opt_str(host, cfg, "aws_profile");
-    o->sts_endpoint = opt_str(host, cfg, "sts_endpoint");
-    o->imds_endpoint = opt_str(host, cfg, "imds_endpoint");
+    const char *aws_why = nullptr;
+    if (!o->aws_options.read(host, cfg, &aws_why)) return fail_init(host, inst, o, aws_why);
   }
   o->ca_file = opt_str(host, cfg, "ca_file");
   o->client_cert = opt_str(host, cfg, "client_cert");
@@ -735,15 +718,7 @@ int on_init(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_
 int on_start(void *data) {
   auto *o = static_cast<Output *>(data);
   if (o->aws_auth) {
-    ingestd_aws_config_t c{};
-    c.struct_size = sizeof c;
-    c.access_key_id = or_null(o->aws_key_id);
-    c.secret_access_key = or_null(o->aws_secret);
-    c.session_token = or_null(o->aws_token);
-    c.profile = or_null(o->aws_profile);
-    c.region = or_null(o->region);
-    c.sts_endpoint = or_null(o->sts_endpoint);
-    c.imds_endpoint = or_null(o->imds_endpoint);
+    ingestd_aws_config_t c = o->aws_options.config(o->region);
     o->aws = o->host->aws_credentials(o->inst, &c);
     if (!o->aws) {
       o->host->log(o->inst, INGESTD_LOG_ERROR, "no AWS credentials chain");
@@ -829,8 +804,8 @@ extern "C" INGESTD_EXPORT const ingestd_plugin_t ingestd_plugin_v1 = {
     "Documents through the _bulk API of Elasticsearch 7/8 and OpenSearch 1/2 (basic, API key or "
     "SigV4 auth), with per-item retries and dead letters",
     "1.0.0",
-    kOptions,
-    sizeof kOptions / sizeof kOptions[0],
+    kOptions.data(),
+    kOptions.size(),
     on_init,
     on_start,
     on_stop,

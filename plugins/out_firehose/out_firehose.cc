@@ -13,6 +13,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "common/aws_options.h"
 #include "firehose_pack.h"
 #include "firehose_protocol.h"
 #include "ingestd/plugin.h"
@@ -25,7 +26,7 @@ constexpr uint32_t kRequired = INGESTD_OPT_REQUIRED;
 constexpr uint32_t kSecret = INGESTD_OPT_SECRET;
 constexpr double kNoMin = 1, kNoMax = 0;
 
-const ingestd_option_t kOptions[] = {
+const ingestd_option_t kOwnOptions[] = {
     {"region", INGESTD_OPT_STRING, nullptr, kRequired, nullptr, kNoMin, kNoMax,
      "AWS region of the delivery stream (SigV4 scope and default endpoint), e.g. "
      "\"ap-northeast-2\""},
@@ -53,22 +54,6 @@ const ingestd_option_t kOptions[] = {
      "before they go back to the queue"},
     {"request_timeout", INGESTD_OPT_DURATION, "30s", 0, nullptr, 1, 3600000,
      "Longest time one PutRecordBatch call may take; then it is retried"},
-    {"aws_access_key_id", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
-     "Explicit access key id; unset: the AWS credentials chain (env, web identity, container, "
-     "profile, IMDSv2)"},
-    {"aws_secret_access_key", INGESTD_OPT_STRING, nullptr, kSecret, nullptr, kNoMin, kNoMax,
-     "Secret access key that goes with aws_access_key_id"},
-    {"aws_session_token", INGESTD_OPT_STRING, nullptr, kSecret, nullptr, kNoMin, kNoMax,
-     "Session token for temporary explicit credentials"},
-    {"aws_profile", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
-     "Profile of the shared credentials/config files; default AWS_PROFILE, else \"default\""},
-    {"sts_endpoint", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
-     "STS URL for web identity credentials; default https://sts.REGION.amazonaws.com"},
-    {"imds_endpoint", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
-     "EC2 instance metadata URL; default http://169.254.169.254"},
-    {"container_endpoint", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
-     "Container credentials base URL for AWS_CONTAINER_CREDENTIALS_RELATIVE_URI; default "
-     "http://169.254.170.2"},
     {"ca_file", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
      "CA bundle to verify the endpoint's certificate; default: the system's"},
     {"tls_verify", INGESTD_OPT_BOOL, "true", 0, nullptr, kNoMin, kNoMax,
@@ -78,6 +63,8 @@ const ingestd_option_t kOptions[] = {
      "Most records per host batch; firehose default 20000 (split into calls of 500 records or 4 "
      "MiB)"},
 };
+
+constexpr auto kOptions = ingestd::common::join_options(kOwnOptions, ingestd::common::kAwsOptions);
 
 struct FirehoseOutput;
 struct Job;
@@ -116,7 +103,7 @@ struct FirehoseOutput {
   ingestd_instance_t *inst = nullptr;
 
   std::string region, stream, url;
-  std::string aws_key, aws_secret, aws_token, aws_profile, sts, imds, container;
+  ingestd::common::AwsOptions aws_options;
   std::string ca_file;
   bool tls_verify = true;
   PackLimits limits;
@@ -573,18 +560,11 @@ int on_init(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_
       static_cast<uint64_t>(std::max<int64_t>(1, host->option_int(cfg, "retry_initial")));
   o->retry_max_ms = std::max<uint64_t>(o->retry_initial_ms,
                                        static_cast<uint64_t>(host->option_int(cfg, "retry_max")));
-  o->aws_key = opt_string(host, cfg, "aws_access_key_id");
-  o->aws_secret = opt_string(host, cfg, "aws_secret_access_key");
-  o->aws_token = opt_string(host, cfg, "aws_session_token");
-  if (o->aws_key.empty() != o->aws_secret.empty()) {
-    host->log(inst, INGESTD_LOG_ERROR,
-              "aws_access_key_id and aws_secret_access_key go together: set both or neither");
+  const char *aws_why = nullptr;
+  if (!o->aws_options.read(host, cfg, &aws_why)) {
+    host->log(inst, INGESTD_LOG_ERROR, "%s", aws_why);
     return -1;
   }
-  o->aws_profile = opt_string(host, cfg, "aws_profile");
-  o->sts = opt_string(host, cfg, "sts_endpoint");
-  o->imds = opt_string(host, cfg, "imds_endpoint");
-  o->container = opt_string(host, cfg, "container_endpoint");
   o->ca_file = opt_string(host, cfg, "ca_file");
   o->tls_verify = host->option_bool(cfg, "tls_verify") != 0;
 
@@ -635,17 +615,7 @@ int on_init(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_
 int on_start(void *data) {
   auto *o = static_cast<FirehoseOutput *>(data);
   const ingestd_host_t *h = o->host;
-  ingestd_aws_config_t ac{};
-  ac.struct_size = sizeof ac;
-  auto c_str = [](const std::string &s) { return s.empty() ? nullptr : s.c_str(); };
-  ac.access_key_id = c_str(o->aws_key);
-  ac.secret_access_key = c_str(o->aws_secret);
-  ac.session_token = c_str(o->aws_token);
-  ac.profile = c_str(o->aws_profile);
-  ac.region = o->region.c_str();
-  ac.sts_endpoint = c_str(o->sts);
-  ac.imds_endpoint = c_str(o->imds);
-  ac.container_endpoint = c_str(o->container);
+  ingestd_aws_config_t ac = o->aws_options.config(o->region);
   o->aws = h->aws_credentials(o->inst, &ac);
   if (!o->aws) {
     h->log(o->inst, INGESTD_LOG_ERROR, "the host gave no AWS credentials chain");
@@ -706,8 +676,8 @@ extern "C" INGESTD_EXPORT const ingestd_plugin_t ingestd_plugin_v1 = {
     INGESTD_KIND_OUTPUT,
     "Amazon Data Firehose PutRecordBatch with SigV4, packing and rate shaping",
     "1.0.0",
-    kOptions,
-    sizeof kOptions / sizeof kOptions[0],
+    kOptions.data(),
+    kOptions.size(),
     on_init,
     on_start,
     on_stop,

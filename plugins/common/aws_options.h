@@ -1,0 +1,87 @@
+// The AWS credential options of every output that signs with SigV4: one set
+// of option rows and one reader, so the firehose and elasticsearch outputs
+// cannot drift apart. Header-only: plugins concatenate the rows into their
+// own table with join_options().
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <string>
+
+#include "ingestd/plugin.h"
+
+namespace ingestd::common {
+
+inline constexpr ingestd_option_t kAwsOptions[] = {
+    {"aws_access_key_id", INGESTD_OPT_STRING, nullptr, 0, nullptr, 1, 0,
+     "AWS access key id; unset: the credentials chain (environment, web identity, container, "
+     "profile, IMDSv2)"},
+    {"aws_secret_access_key", INGESTD_OPT_STRING, nullptr, INGESTD_OPT_SECRET, nullptr, 1, 0,
+     "AWS secret access key that goes with aws_access_key_id"},
+    {"aws_session_token", INGESTD_OPT_STRING, nullptr, INGESTD_OPT_SECRET, nullptr, 1, 0,
+     "AWS session token of temporary credentials given in the config"},
+    {"aws_profile", INGESTD_OPT_STRING, nullptr, 0, nullptr, 1, 0,
+     "Profile of the shared AWS credentials/config files; default AWS_PROFILE, else \"default\""},
+    {"sts_endpoint", INGESTD_OPT_STRING, nullptr, 0, nullptr, 1, 0,
+     "STS URL for web identity credentials; default https://sts.REGION.amazonaws.com"},
+    {"imds_endpoint", INGESTD_OPT_STRING, nullptr, 0, nullptr, 1, 0,
+     "EC2 instance metadata URL; default http://169.254.169.254"},
+    {"container_endpoint", INGESTD_OPT_STRING, nullptr, 0, nullptr, 1, 0,
+     "Container credentials URL for AWS_CONTAINER_CREDENTIALS_RELATIVE_URI; default "
+     "http://169.254.170.2"},
+};
+
+template <size_t N, size_t M>
+constexpr std::array<ingestd_option_t, N + M> join_options(const ingestd_option_t (&a)[N],
+                                                           const ingestd_option_t (&b)[M]) {
+  std::array<ingestd_option_t, N + M> out{};
+  for (size_t i = 0; i < N; ++i)
+    out[i] = a[i];
+  for (size_t i = 0; i < M; ++i)
+    out[N + i] = b[i];
+  return out;
+}
+
+// The values of kAwsOptions for one instance.
+struct AwsOptions {
+  std::string access_key_id, secret_access_key, session_token, profile, sts_endpoint, imds_endpoint,
+      container_endpoint;
+
+  // False (with *why) when the key pair is half set.
+  bool read(const ingestd_host_t *h, const ingestd_config_t *cfg, const char **why) {
+    auto get = [&](const char *name) {
+      const char *v = h->has_option(cfg, name) ? h->option_string(cfg, name) : nullptr;
+      return std::string(v ? v : "");
+    };
+    access_key_id = get("aws_access_key_id");
+    secret_access_key = get("aws_secret_access_key");
+    session_token = get("aws_session_token");
+    profile = get("aws_profile");
+    sts_endpoint = get("sts_endpoint");
+    imds_endpoint = get("imds_endpoint");
+    container_endpoint = get("container_endpoint");
+    if (access_key_id.empty() != secret_access_key.empty()) {
+      *why = "aws_access_key_id and aws_secret_access_key go together: set both or neither";
+      return false;
+    }
+    return true;
+  }
+
+  // For host->aws_credentials; the strings stay this object's.
+  ingestd_aws_config_t config(const std::string &region) const {
+    auto c_str = [](const std::string &s) { return s.empty() ? nullptr : s.c_str(); };
+    ingestd_aws_config_t c{};
+    c.struct_size = sizeof c;
+    c.access_key_id = c_str(access_key_id);
+    c.secret_access_key = c_str(secret_access_key);
+    c.session_token = c_str(session_token);
+    c.profile = c_str(profile);
+    c.region = c_str(region);
+    c.sts_endpoint = c_str(sts_endpoint);
+    c.imds_endpoint = c_str(imds_endpoint);
+    c.container_endpoint = c_str(container_endpoint);
+    return c;
+  }
+};
+
+}  // namespace ingestd::common
