@@ -36,11 +36,12 @@ test: deps
 	cmake --build $(BUILD_TEST)
 	ctest --test-dir $(BUILD_TEST) --output-on-failure -j $(JOBS)
 
-# Benchmarks (not tests): each prints a table against its baseline run in the
-# same invocation (nginx, redis-benchmark, the local peers).
+# Benchmarks (not tests): the suite runs every scenario against its baseline
+# in one invocation (nginx, redis-benchmark, the local peers) and writes
+# bench/results/suite.json; bench/*/run run one area each.
 bench: build
 	@packaging/install-deps --bench
-	@for b in bench/*/run; do echo "== $$b"; $$b --no-build || exit 1; done
+	@bench/suite/run --no-build
 
 format:
 	git ls-files '*.cc' '*.h' | xargs clang-format -i

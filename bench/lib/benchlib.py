@@ -132,7 +132,7 @@ http {
 class Ingestd:
     """ingestd from the Release build on a given config body."""
 
-    def __init__(self, config_body, workers=1, cpu=SERVER_CPU):
+    def __init__(self, config_body, workers=1, cpu=SERVER_CPU, service_extra=""):
         self.dir = tempfile.mkdtemp(prefix="bench-ingestd-")
         self.port = free_port()
         self.admin = free_port()
@@ -144,10 +144,11 @@ workers = %d
 admin = "127.0.0.1:%d"
 storage_dir = "%s/state"
 log_level = "warn"
+%s
 
 [listeners.public]
 listen = "127.0.0.1:%d"
-""" % (workers, self.admin, self.dir, self.port) + config_body)
+""" % (workers, self.admin, self.dir, service_extra, self.port) + config_body)
         self.log = open(os.path.join(self.dir, "ingestd.log"), "w")
         self.proc = Process([os.path.join(BUILD, "ingestd"), "-c", conf, "--plugins-dir",
                              os.path.join(BUILD, "plugins")], cpu=cpu,
@@ -162,6 +163,29 @@ listen = "127.0.0.1:%d"
         self.proc.stop()
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def load_bench(name):
+    """Import bench/NAME/run as a module (bench_NAME), so that another script (the
+    suite) runs that benchmark's own code path instead of a copy of it."""
+    import importlib.machinery
+    import importlib.util
+    mod_name = "bench_" + name
+    if mod_name in sys.modules:
+        return sys.modules[mod_name]
+    path = os.path.join(ROOT, "bench", name, "run")
+    loader = importlib.machinery.SourceFileLoader(mod_name, path)
+    spec = importlib.util.spec_from_loader(mod_name, loader)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = mod
+    loader.exec_module(mod)
+    return mod
+
+
+def failed(r):
+    """Failed requests in a wrk summary: non-2xx answers and socket errors."""
+    return (r["non2xx"] + r["connect_errors"] + r["read_errors"] + r["write_errors"]
+            + r["timeouts"])
 
 
 def table(rows, columns):
