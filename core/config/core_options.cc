@@ -17,6 +17,8 @@ constexpr double kSizeMax = 1099511627776.0 * 1024;  // 1 PiB: any sane size
 constexpr ingestd_option_t kService[] = {
     {"workers", INGESTD_OPT_INT, "0", 0, nullptr, 0, 256,
      "Worker threads, each with its own loop and listeners; 0 means one per CPU core"},
+    {"cpu_affinity", INGESTD_OPT_BOOL, "false", 0, nullptr, kNoMin, kNoMax,
+     "Pin worker N to CPU N (modulo the cores online); threads are named ingestd-wN"},
     {"admin", INGESTD_OPT_STRING, "127.0.0.1:2020", 0, nullptr, kNoMin, kNoMax,
      "host:port of the admin endpoint (/healthz, /readyz, /metrics); \"\" disables it"},
     {"storage_dir", INGESTD_OPT_STRING, "/var/lib/ingestd", 0, nullptr, kNoMin, kNoMax,

@@ -74,10 +74,9 @@ bool load_setup(const EngineOptions &opts, std::unique_ptr<PluginCatalog> *catal
 }
 
 std::unique_ptr<DeadLetter> make_dead_letter(const config::Config &cfg, const Logger *log) {
-  return std::make_unique<DeadLetter>(
-      cfg.service.get_string("storage_dir") + "/dead-letter.ndjson", log,
-      cfg.service.get_size("dead_letter_max_size"),
-      static_cast<int>(cfg.service.get_int("dead_letter_files")));
+  return std::make_unique<DeadLetter>(cfg.service.get_string("storage_dir") + "/dead-letter.ndjson",
+                                      log, cfg.service.get_size("dead_letter_max_size"),
+                                      static_cast<int>(cfg.service.get_int("dead_letter_files")));
 }
 
 int check_config(const EngineOptions &opts, Logger *log) {
@@ -126,7 +125,8 @@ int replay_dead_letters(const EngineOptions &opts, const std::string &file,
   std::shared_ptr<const Setup> setup;
   std::vector<std::string> errors;
   if (!load_setup(opts, &catalog, &setup, &errors)) {
-    for (const auto &e : errors) std::fprintf(stderr, "%s\n", e.c_str());
+    for (const auto &e : errors)
+      std::fprintf(stderr, "%s\n", e.c_str());
     return 1;
   }
   const config::Config &cfg = *setup->config;
@@ -163,7 +163,8 @@ int replay_dead_letters(const EngineOptions &opts, const std::string &file,
     json::Value v;
     json::ParseError err;
     std::string_view text = line;
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r'))
+      text.remove_suffix(1);
     if (!text.empty()) {
       const json::Value *rec = nullptr;
       if (!json::parse(text, &v, &err) || !(rec = v.find("record")) || !rec->is_object()) {
@@ -198,7 +199,8 @@ int replay_dead_letters(const EngineOptions &opts, const std::string &file,
     Pipeline p(setup, env);
     ok = p.init() && p.start();
     if (ok) {
-      for (auto &r : records) p.enqueue_to(output, std::move(r));
+      for (auto &r : records)
+        p.enqueue_to(output, std::move(r));
       records.clear();
       p.drain();
       Timer check(&loop);
@@ -336,6 +338,7 @@ bool Engine::start_generation(std::shared_ptr<const Setup> setup, std::string *w
     Worker::Options wo;
     wo.index = i;
     wo.worker_count = n;
+    wo.cpu_affinity = cfg->service.get_bool("cpu_affinity");
     wo.generation = gen->id;
     wo.setup = setup;
     wo.log = log_;
@@ -420,7 +423,8 @@ std::string Engine::config_fingerprint(const Setup &setup) {
     if (FILE *f = std::fopen(p.c_str(), "rb")) {
       char buf[8192];
       size_t n;
-      while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) all.append(buf, n);
+      while ((n = std::fread(buf, 1, sizeof buf, f)) > 0)
+        all.append(buf, n);
       std::fclose(f);
     }
     all += '\0';

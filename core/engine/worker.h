@@ -30,6 +30,7 @@ class Worker {
   struct Options {
     int index = 0;
     int worker_count = 1;
+    bool cpu_affinity = false;  // pin to CPU index % cores
     uint64_t generation = 0;
     std::shared_ptr<const Setup> setup;
     const Logger *log = nullptr;
