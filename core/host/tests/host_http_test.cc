@@ -3,11 +3,13 @@
 // dedupe, cancel, and Instance::stop() ending calls still in flight before
 // on_destroy.
 #include <gtest/gtest.h>
+
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "testing/peer_process.h"
 
 #include <string>
 #include <vector>
@@ -258,59 +260,18 @@ TEST_F(HostHttpTest, StopEndsCallsInFlightBeforeOnDestroy) {
                                       "callback cancelled", "on_destroy"}));
 }
 
-// A child process printing "listening on 127.0.0.1:PORT" first.
-struct Peer {
-  pid_t pid = -1;
-  int fd = -1;
-  int port = 0;
-  explicit Peer(std::vector<std::string> args) {
-    int fds[2];
-    if (pipe(fds) != 0) return;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-    posix_spawn_file_actions_addclose(&fa, fds[0]);
-    std::vector<char *> argv;
-    for (auto &a : args)
-      argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) != 0) pid = -1;
-    posix_spawn_file_actions_destroy(&fa);
-    close(fds[1]);
-    fd = fds[0];
-    std::string line;
-    uint64_t deadline = uv_hrtime() / 1000000 + 15000;
-    while (pid > 0 && line.find('\n') == std::string::npos && uv_hrtime() / 1000000 < deadline) {
-      pollfd p{fd, POLLIN, 0};
-      if (poll(&p, 1, 100) <= 0) continue;
-      char buf[256];
-      ssize_t n = read(fd, buf, sizeof buf);
-      if (n <= 0) break;
-      line.append(buf, static_cast<size_t>(n));
-    }
-    auto colon = line.rfind(':');
-    if (line.rfind("listening on 127.0.0.1:", 0) == 0) port = std::atoi(line.c_str() + colon + 1);
-  }
-  ~Peer() {
-    if (pid > 0) {
-      kill(pid, SIGTERM);
-      int st = 0;
-      waitpid(pid, &st, 0);
-    }
-    if (fd >= 0) close(fd);
-  }
-};
+using Peer = ingestd::testing::PeerProcess;
 
 TEST_F(HostHttpTest, SignedPutRecordBatchThroughTheAbi) {
   Peer fh({INGESTD_PYTHON, PEERS_DIR "/firehose_peer.py", "--port", "0", "--region",
            "ap-northeast-2", "--stream", "trace", "--credentials", "ASIAABI:abisecret:abitoken"});
-  ASSERT_GT(fh.port, 0);
+  ASSERT_GT(fh.port(), 0);
   ingestd_aws_config_t cfg{};
   cfg.access_key_id = "ASIAABI";
   cfg.secret_access_key = "abisecret";
   cfg.session_token = "abitoken";
   ingestd_aws_t *aws = host_->aws_credentials(inst_->abi(), &cfg);
-  std::string url = "http://127.0.0.1:" + std::to_string(fh.port) + "/";
+  std::string url = "http://127.0.0.1:" + std::to_string(fh.port()) + "/";
   std::string body = R"({"DeliveryStreamName":"trace","Records":[{"Data":"eyJhIjoxfQo="}]})";
   ingestd_http_header_t headers[] = {{"Content-Type", "application/x-amz-json-1.1"},
                                      {"X-Amz-Target", "Firehose_20150804.PutRecordBatch"}};
