@@ -107,7 +107,12 @@ constexpr ingestd_option_t kOutput[] = {
     {"max_records", INGESTD_OPT_INT, "100000", kReload, nullptr, 1, 1e12,
      "Most records queued before requests get 503"},
     {"max_disk", INGESTD_OPT_SIZE, "1GiB", kReload, nullptr, 1, kSizeMax,
-     "Most bytes the disk queue may use under storage_dir"},
+     "buffer = disk: most bytes of the logs this output reads before requests get 503"},
+    {"fsync", INGESTD_OPT_ENUM, "interval", kReload, "always|interval|never", kNoMin, kNoMax,
+     "buffer = disk: always syncs before answering; interval syncs every fsync_interval; never "
+     "leaves it to the kernel (all three survive a crash of ingestd)"},
+    {"fsync_interval", INGESTD_OPT_DURATION, "1s", kReload, nullptr, 1, 3600000,
+     "buffer = disk, fsync = interval: most time between two syncs of the log"},
     {"batch_max_records", INGESTD_OPT_INT, "500", kReload, nullptr, 1, 1000000,
      "Most records handed to the plugin in one batch"},
     {"batch_max_bytes", INGESTD_OPT_SIZE, "4MiB", kReload, nullptr, 1, kSizeMax,

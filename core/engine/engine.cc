@@ -191,6 +191,7 @@ int replay_dead_letters(const EngineOptions &opts, const std::string &file,
   env.log = log;
   env.metrics = &metrics;
   env.dead_letter = dead_letter.get();
+  env.disk_logs = false;  // replay sends the file only; disk buffers wait for the daemon
   uint64_t dead_before = dead_letter->lines_written();
   size_t total = records.size();
   uint64_t delivered = 0;

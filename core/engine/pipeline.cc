@@ -1,9 +1,18 @@
 // The request path and the output pump of one worker's pipeline.
 #include "engine/pipeline.h"
 
-#include <algorithm>
-#include <chrono>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+
+#include "engine/disk_buffer.h"
 #include "host/plugin_loader.h"
 
 namespace ingestd {
@@ -52,6 +61,28 @@ void OutputRuntime::setup_metrics(MetricsRegistry *m) {
 void OutputRuntime::update_gauges() {
   queue_records->set(static_cast<double>(queue_.total_records()));
   queue_bytes->set(static_cast<double>(queue_.total_bytes()));
+  if (disk_bytes_gauge) disk_bytes_gauge->set(static_cast<double>(disk_bytes()));
+}
+
+bool OutputRuntime::window_room(size_t *free_bytes) const {
+  if (stopped_ || queue_.total_records() >= window_records_ ||
+      queue_.total_bytes() >= window_bytes_)
+    return false;
+  *free_bytes = window_bytes_ - queue_.total_bytes();
+  return true;
+}
+
+uint64_t OutputRuntime::disk_bytes() const {
+  uint64_t n = 0;
+  for (const DiskReader *r : readers)
+    n += r->log()->segments().disk_bytes();
+  return n;
+}
+
+void OutputRuntime::push_from_disk(RecordPtr r, DiskReader *reader, uint64_t seq) {
+  origin_[r.get()] = {reader, seq};
+  size_t bytes = r->json().size();
+  queue_.push(std::move(r), bytes, uv_now(pipeline_->env_.loop));
 }
 
 void OutputRuntime::pump() {
@@ -127,13 +158,30 @@ void OutputRuntime::finish(Batch &b, ingestd_batch_status_type status) {
   }
   records_out->add(c.delivered.size());
   records_retried->add(c.retried);
+  // Records read from a disk log are acked there once delivered or dead-lettered.
+  auto acked = [this](const RecordPtr &r) {
+    if (origin_.empty()) return;
+    auto it = origin_.find(r.get());
+    if (it == origin_.end()) return;
+    it->second.first->done(it->second.second);
+    origin_.erase(it);
+  };
+  for (auto &r : c.delivered)
+    acked(r);
   for (auto &d : c.dead_lettered) {
     std::string reason = d.cause == DeadLetterCause::RetriesExhausted
                              ? "retries exhausted after " + std::to_string(d.attempts) + " attempts"
                              : b.reasons[d.index];
     pipeline_->env_.dead_letter->write(inst.name, d.item->tag, reason, d.item->json());
     records_dead->add();
+    acked(d.item);
   }
+  // The cursor moves after every batch: a crash repeats at most the batches
+  // in flight. Then the freed window is filled again.
+  for (DiskReader *r : readers)
+    r->persist();
+  for (DiskReader *r : readers)
+    r->fill();
   if (c.retried > 0) {
     pipeline_->env_.log->logf(LogLevel::Debug, inst.scope, "%zu records will be retried",
                               c.retried);
@@ -144,7 +192,9 @@ void OutputRuntime::finish(Batch &b, ingestd_batch_status_type status) {
 size_t OutputRuntime::abandon() {
   stopped_ = true;
   timer_.stop();
-  size_t lost = queue_.total_records();
+  // Records read from a disk log stay there for the next start.
+  size_t lost = queue_.total_records() - origin_.size();
+  origin_.clear();
   // Batches the plugin still holds after on_stop: their callbacks must not run.
   for (auto &[id, b] : inflight_)
     b->on_done = nullptr;
@@ -183,6 +233,7 @@ bool Pipeline::make_instance(Instance &inst, const config::Section &s, ingestd_k
 
 bool Pipeline::init() {
   const config::Config &c = *cfg_;
+  storage_dir_ = c.service.get_string("storage_dir");
   max_memory_ = static_cast<size_t>(c.service.get_size("max_memory")) /
                 static_cast<size_t>(std::max(1, env_.worker_count));
   std::map<std::string, size_t> filter_index, output_index;
@@ -200,9 +251,12 @@ bool Pipeline::init() {
     l.retry_max_ms = static_cast<uint64_t>(o.get_duration_ms("retry_max"));
     l.max_attempts = static_cast<uint32_t>(o.get_int("max_attempts"));
     auto out = std::make_unique<OutputRuntime>(this, l);
+    out->disk = o.get_string("buffer") == "disk";
+    out->max_disk = o.get_size("max_disk") / static_cast<uint64_t>(std::max(1, env_.worker_count));
     output_index[s.name] = outputs_.size();
     if (!make_instance(out->inst, s, INGESTD_KIND_OUTPUT)) ok = false;
     out->setup_metrics(env_.metrics);
+    out->set_window(l);
     outputs_.push_back(std::move(out));
   }
   for (const auto &s : c.filters) {
@@ -254,6 +308,24 @@ bool Pipeline::init() {
     in->path = s.options.get_string("path");
     in->tag = s.options.has("tag") ? s.options.get_string("tag") : s.name;
     in->targets = plan_routes(specs, in->tag);
+    // Disk outputs are fed from the input's log, not from the request.
+    for (auto &t : in->targets) {
+      std::vector<size_t> memory;
+      for (size_t o : t.outputs) {
+        if (!outputs_[o]->disk) {
+          memory.push_back(o);
+          continue;
+        }
+        auto dr = std::find_if(in->disk_routes.begin(), in->disk_routes.end(),
+                               [o](const auto &d) { return d.output == o; });
+        if (dr == in->disk_routes.end()) {
+          in->disk_routes.push_back({o, {}});
+          dr = in->disk_routes.end() - 1;
+        }
+        dr->chains.push_back(t.filters);
+      }
+      t.outputs = std::move(memory);
+    }
     Labels l = {{"input", s.name}};
     in->records_in =
         env_.metrics->counter("ingestd_input_records_total", "Records accepted by the input", l);
@@ -276,7 +348,8 @@ bool Pipeline::init() {
       r->tag = raw->tag;
       r->received_ms = wall_ms();
       recs.push_back(std::move(r));
-      return ingest(*raw, recs) == IngestResult::Ok ? 0 : -2;
+      IngestResult res = ingest(*raw, recs, nullptr);
+      return res == IngestResult::Ok || res == IngestResult::Pending ? 0 : -2;
     };
     raw->http.labels = {{"listener", raw->listener}, {"path", raw->path}};
     listeners_[raw->listener].by_path[raw->path] = raw;
@@ -294,10 +367,45 @@ bool Pipeline::start() {
     if (!f->inst.start()) return false;
   for (auto &i : inputs_)
     if (!i->inst.start()) return false;
+  if (env_.disk_logs && !env_.check_only) {
+    if (!open_own_logs()) return false;
+    adopt_logs();
+    adopt_timer_.init(env_.loop);
+    adopt_timer_.start(1000, 1000, [this] {
+      retire_drained_logs(false);
+      adopt_logs();
+    });
+  }
   return true;
 }
 
-Pipeline::IngestResult Pipeline::ingest(InputRuntime &input, std::vector<RecordPtr> &records) {
+bool Pipeline::run_filters(const std::vector<size_t> &chain, RecordPtr &r) {
+  for (size_t f : chain) {
+    FilterRuntime &fr = *filters_[f];
+    if (fr.inst.plugin->on_filter(fr.inst.data, r->abi()) == INGESTD_FILTER_DROP) {
+      fr.dropped->add();
+      return false;
+    }
+  }
+  return true;
+}
+
+void Pipeline::push_memory(std::vector<std::pair<size_t, RecordPtr>> &deliveries) {
+  if (deliveries.empty()) return;
+  uint64_t now = uv_now(env_.loop);
+  std::vector<bool> touched(outputs_.size(), false);
+  for (auto &[o, r] : deliveries) {
+    size_t bytes = r->json().size();
+    outputs_[o]->queue().push(std::move(r), bytes, now);
+    touched[o] = true;
+  }
+  deliveries.clear();
+  for (size_t o = 0; o < outputs_.size(); ++o)
+    if (touched[o]) outputs_[o]->pump();
+}
+
+Pipeline::IngestResult Pipeline::ingest(InputRuntime &input, std::vector<RecordPtr> &records,
+                                        Reply *reply) {
   deliveries_.clear();
   if (input.targets.empty()) {
     input.records_unrouted->add(records.size());
@@ -313,20 +421,16 @@ Pipeline::IngestResult Pipeline::ingest(InputRuntime &input, std::vector<RecordP
   const bool single_target = input.targets.size() == 1;
   for (auto &rec : records) {
     for (const auto &t : input.targets) {
+      if (t.outputs.empty()) {
+        // Only disk outputs: their filters run when they read the log.
+        route_records_[t.route]->add();
+        continue;
+      }
       RecordPtr r = rec;
       if (!t.filters.empty()) {
         // Filters modify the record: other routes must not see their changes.
         if (!single_target) r = rec.clone();
-        bool dropped = false;
-        for (size_t f : t.filters) {
-          FilterRuntime &fr = *filters_[f];
-          if (fr.inst.plugin->on_filter(fr.inst.data, r->abi()) == INGESTD_FILTER_DROP) {
-            fr.dropped->add();
-            dropped = true;
-            break;
-          }
-        }
-        if (dropped) continue;
+        if (!run_filters(t.filters, r)) continue;
       }
       route_records_[t.route]->add();
       for (size_t o : t.outputs)
@@ -353,14 +457,50 @@ Pipeline::IngestResult Pipeline::ingest(InputRuntime &input, std::vector<RecordP
       return IngestResult::Full;
     }
   }
-  uint64_t now = uv_now(env_.loop);
-  for (auto &[o, r] : deliveries_) {
-    size_t bytes = r->json().size();
-    outputs_[o]->queue().push(std::move(r), bytes, now);
+  if (input.log) {
+    disk_payloads_.clear();
+    uint64_t disk_adding = 0;
+    for (auto &rec : records) {
+      disk_payloads_.push_back(encode_disk_record(rec->received_ms, rec->json()));
+      disk_adding += disk_payloads_.back().size() + 32;  // + frame header
+    }
+    bool refuse = input.log->segments().broken();
+    for (const auto &dr : input.disk_routes) {
+      OutputRuntime &out = *outputs_[dr.output];
+      uint64_t used = out.disk_bytes();
+      if (used + disk_adding > out.max_disk) {
+        if (!out.warned_disk_full) {
+          out.warned_disk_full = true;
+          env_.log->logf(LogLevel::Warn, out.inst.scope,
+                         "max_disk reached (%llu of %llu bytes on this worker): requests get "
+                         "503 until the output catches up",
+                         static_cast<unsigned long long>(used),
+                         static_cast<unsigned long long>(out.max_disk));
+        }
+        refuse = true;
+      } else {
+        out.warned_disk_full = false;
+      }
+    }
+    if (refuse) {
+      deliveries_.clear();
+      input.records_refused->add(records.size());
+      return IngestResult::DiskFull;
+    }
+    CommitWaiter w;
+    for (const auto &p : disk_payloads_)
+      w.seq = input.log->append(p);  // bodies are far below the 256 MiB frame limit
+    w.memory = std::move(deliveries_);
+    deliveries_.clear();
+    if (reply) {
+      w.has_responder = true;
+      w.responder = std::move(reply->responder);
+      w.response = std::move(reply->response);
+    }
+    input.log->wait(std::move(w));
+    return IngestResult::Pending;
   }
-  deliveries_.clear();
-  for (size_t o = 0; o < outputs_.size(); ++o)
-    if (out_records_[o]) outputs_[o]->pump();
+  push_memory(deliveries_);
   return IngestResult::Ok;
 }
 
@@ -507,14 +647,8 @@ void Pipeline::handle(const std::string &listener, http::Request &req, http::Res
   }
   input.records_rejected->add(rejected_count);
   size_t n = accepted.size();
-  if (n > 0 && ingest(input, accepted) == IngestResult::Full) {
-    http::Response r = json_error(503, "queue full, retry later");
-    r.headers.emplace_back("Retry-After", "1");
-    responder.respond(std::move(r));
-    return;
-  }
-  input.records_in->add(n);
-  http::Response r;
+  Reply reply{std::move(responder), {}};
+  http::Response &r = reply.response;
   r.status = (n == 0 && rejected_count > 0) ? 400 : 200;
   r.body = "{\"accepted\":" + std::to_string(n);
   if (rejected_count > 0) {
@@ -522,7 +656,183 @@ void Pipeline::handle(const std::string &listener, http::Request &req, http::Res
               rejected + "]";
   }
   r.body += "}";
-  responder.respond(std::move(r));
+  IngestResult res = n > 0 ? ingest(input, accepted, &reply) : IngestResult::Ok;
+  if (res == IngestResult::Full || res == IngestResult::DiskFull) {
+    http::Response full =
+        json_error(503, res == IngestResult::Full ? "queue full, retry later"
+                                                  : "disk buffer full, retry later");
+    full.headers.emplace_back("Retry-After", "1");
+    reply.responder.respond(std::move(full));
+    return;
+  }
+  input.records_in->add(n);
+  if (res == IngestResult::Ok) reply.responder.respond(std::move(reply.response));
+}
+
+// ---- disk logs
+
+namespace {
+
+// Log options of an input: the strictest fsync of the disk outputs reading
+// it, and segments small enough that retention can free max_disk in steps.
+SegmentLogOptions log_options(const config::Config &c, const InputRuntime &in,
+                              const std::vector<std::unique_ptr<OutputRuntime>> &outputs) {
+  SegmentLogOptions o;
+  o.fsync = FsyncMode::Never;
+  o.fsync_interval_ms = UINT64_MAX;
+  uint64_t smallest_disk = UINT64_MAX;
+  for (const auto &dr : in.disk_routes) {
+    const OutputRuntime &out = *outputs[dr.output];
+    const config::Section *s = c.find_output(out.inst.name);
+    const std::string &mode = s->options.get_string("fsync");
+    if (mode == "always") o.fsync = FsyncMode::Always;
+    if (mode == "interval" && o.fsync != FsyncMode::Always) o.fsync = FsyncMode::Interval;
+    o.fsync_interval_ms = std::min(
+        o.fsync_interval_ms, static_cast<uint64_t>(s->options.get_duration_ms("fsync_interval")));
+    smallest_disk = std::min(smallest_disk, out.max_disk);
+  }
+  if (o.fsync_interval_ms == UINT64_MAX) o.fsync_interval_ms = 1000;
+  o.segment_bytes = std::clamp<uint64_t>(smallest_disk / 8, uint64_t{64} << 10, uint64_t{64} << 20);
+  o.new_reader_start = ReaderStart::Oldest;
+  return o;
+}
+
+// Opens dir + ".lock" and takes it; an invalid fd when another worker or
+// process holds it.
+UniqueFd lock_log(const std::string &dir, std::string *error) {
+  std::string path = dir + ".lock";
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!fd.valid()) {
+    *error = path + ": " + std::strerror(errno);
+    return fd;
+  }
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK) *error = path + ": flock: " + std::strerror(errno);
+    return UniqueFd();
+  }
+  return fd;
+}
+
+}  // namespace
+
+bool Pipeline::open_log(InputRuntime *in, const std::string &dir, UniqueFd lock, bool own) {
+  SegmentLogOptions o = log_options(*cfg_, *in, outputs_);
+  o.dir = dir;
+  RecoveryReport report;
+  std::string err;
+  auto seg = SegmentLog::open(o, &report, &err);
+  if (!seg) {
+    env_.log->logf(LogLevel::Error, in->inst.scope, "disk buffer: %s", err.c_str());
+    return false;
+  }
+  if (!report.clean()) {
+    env_.log->logf(LogLevel::Warn, in->inst.scope,
+                   "disk buffer %s was damaged; recovered %llu records:\n%s", dir.c_str(),
+                   static_cast<unsigned long long>(report.records), report.summary().c_str());
+  }
+  auto log = std::make_unique<DiskLog>(this, in, dir, std::move(seg), std::move(lock), own);
+  for (const auto &dr : in->disk_routes) {
+    OutputRuntime *out = outputs_[dr.output].get();
+    Reader &reader = log->segments().reader(out->inst.name);
+    auto r = std::make_unique<DiskReader>(log.get(), out, dr.chains, &reader);
+    out->readers.push_back(r.get());
+    if (!own && reader.read_position() < log->segments().committed_through()) {
+      env_.log->logf(LogLevel::Info, out->inst.scope,
+                     "resuming disk buffer %s after record %llu (%s); records delivered after "
+                     "the last saved position are sent again",
+                     dir.c_str(), static_cast<unsigned long long>(reader.read_position()),
+                     reader.open_note().c_str());
+    }
+    log->readers().push_back(std::move(r));
+  }
+  if (own) in->log = log.get();
+  DiskLog *raw = log.get();
+  logs_.push_back(std::move(log));
+  raw->fill_all();
+  return true;
+}
+
+bool Pipeline::open_own_logs() {
+  for (auto &in : inputs_) {
+    if (in->disk_routes.empty()) continue;
+    std::string parent = storage_dir_ + "/" + in->inst.name;
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+    if (ec) {
+      env_.log->logf(LogLevel::Error, in->inst.scope, "disk buffer: cannot create %s: %s",
+                     parent.c_str(), ec.message().c_str());
+      return false;
+    }
+    // Never reused: a new directory per worker, generation and start.
+    std::string dir = parent + "/w" + std::to_string(env_.worker) + "-" +
+                      std::to_string(wall_ms()) + "-" + std::to_string(::getpid()) + "-g" +
+                      std::to_string(env_.generation);
+    std::string err;
+    UniqueFd lock = lock_log(dir, &err);
+    if (!lock.valid()) {
+      env_.log->logf(LogLevel::Error, in->inst.scope, "disk buffer: cannot lock %s: %s",
+                     dir.c_str(), err.empty() ? "held by another worker" : err.c_str());
+      return false;
+    }
+    if (!open_log(in.get(), dir, std::move(lock), true)) return false;
+  }
+  return true;
+}
+
+void Pipeline::adopt_logs() {
+  for (auto &in : inputs_) {
+    if (in->disk_routes.empty()) continue;
+    std::string parent = storage_dir_ + "/" + in->inst.name;
+    std::error_code ec;
+    std::vector<std::string> dirs;
+    for (const auto &e : std::filesystem::directory_iterator(parent, ec)) {
+      std::error_code ec2;
+      if (e.is_directory(ec2)) dirs.push_back(e.path().string());
+    }
+    std::sort(dirs.begin(), dirs.end());
+    for (const auto &dir : dirs) {
+      bool open =
+          std::any_of(logs_.begin(), logs_.end(), [&](const auto &l) { return l->dir() == dir; });
+      if (open) continue;
+      std::string err;
+      UniqueFd lock = lock_log(dir, &err);
+      if (!lock.valid()) {
+        if (!err.empty())
+          env_.log->logf(LogLevel::Warn, in->inst.scope, "disk buffer: %s", err.c_str());
+        continue;
+      }
+      // Removed by its last reader between the listing and the lock.
+      std::error_code ec3;
+      if (!std::filesystem::is_directory(dir, ec3)) continue;
+      open_log(in.get(), dir, std::move(lock), false);
+    }
+  }
+}
+
+void Pipeline::retire_drained_logs(bool include_own) {
+  for (auto it = logs_.begin(); it != logs_.end();) {
+    DiskLog &l = **it;
+    if ((l.own() && !include_own) || !l.drained()) {
+      ++it;
+      continue;
+    }
+    for (auto &r : l.readers()) {
+      auto &v = r->output()->readers;
+      v.erase(std::remove(v.begin(), v.end(), r.get()), v.end());
+    }
+    if (l.input()->log == &l) l.input()->log = nullptr;
+    l.close();
+    std::string dir = l.dir();
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+    if (ec) {
+      env_.log->logf(LogLevel::Warn, l.input()->inst.scope, "disk buffer: cannot remove %s: %s",
+                     dir.c_str(), ec.message().c_str());
+    } else {
+      ::unlink((dir + ".lock").c_str());  // still locked by us: nobody adopts it meanwhile
+    }
+    it = logs_.erase(it);
+  }
 }
 
 bool Pipeline::enqueue_to(std::string_view output, RecordPtr record) {
@@ -550,6 +860,8 @@ void Pipeline::drain() {
 bool Pipeline::idle() const {
   for (const auto &o : outputs_)
     if (!o->idle()) return false;
+  for (const auto &l : logs_)
+    if (!l->drained()) return false;
   return true;
 }
 
@@ -567,6 +879,7 @@ size_t Pipeline::stop() {
     i->inst.stop();
   for (auto &f : filters_)
     f->inst.stop();
+  adopt_timer_.stop();
   size_t lost = 0;
   for (auto &o : outputs_) {
     o->halt();
@@ -581,6 +894,15 @@ size_t Pipeline::stop() {
     lost += n;
     o->update_gauges();
   }
+  for (auto &l : logs_) {
+    uint64_t kept = l->close();
+    if (kept > 0) {
+      env_.log->logf(LogLevel::Info, l->input()->inst.scope,
+                     "%llu records stay in the disk buffer %s for the next start",
+                     static_cast<unsigned long long>(kept), l->dir().c_str());
+    }
+  }
+  retire_drained_logs(true);
   for (auto &i : inputs_)
     i->inst.destroy();
   for (auto &f : filters_)

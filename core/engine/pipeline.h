@@ -13,6 +13,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "aws/chain.h"
@@ -25,6 +26,7 @@
 #include "http/server.h"
 #include "httpclient/http_client.h"
 #include "queue/output_queue.h"
+#include "storage/storage_io.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/uv_handle.h"
@@ -32,6 +34,8 @@
 namespace ingestd {
 
 class Pipeline;
+class DiskLog;
+class DiskReader;
 
 // HTTP answers of one path (or of every unknown path of a listener).
 struct PathMetrics {
@@ -54,6 +58,15 @@ struct InputRuntime {
   Counter *records_refused = nullptr;   // accepted but refused with 503 (queue full)
   bool warned_unrouted = false;
   PathMetrics http;
+  // Disk outputs this input reaches, each with the filter chains of the
+  // routes that lead there (applied when the output reads the log). Their
+  // indices are not in `targets`.
+  struct DiskRoute {
+    size_t output;
+    std::vector<std::vector<size_t>> chains;
+  };
+  std::vector<DiskRoute> disk_routes;
+  DiskLog *log = nullptr;  // this worker's log of the input (when disk_routes is not empty)
 };
 
 // What the pipeline knows of one listener: its inputs by path, API keys,
@@ -106,6 +119,24 @@ class OutputRuntime {
   void close_timer() { timer_ = Timer(); }
   void update_gauges();
 
+  // buffer = "disk": records reach the queue only from the logs of the
+  // inputs routed here, a read-ahead window at a time.
+  bool disk = false;
+  uint64_t max_disk = 0;  // this worker's share of max_disk
+  bool warned_disk_full = false;
+  std::vector<DiskReader *> readers;
+  bool window_room(size_t *free_bytes) const;
+  uint64_t disk_bytes() const;
+  void push_from_disk(RecordPtr r, DiskReader *reader, uint64_t seq);
+  bool halted() const { return stopped_; }
+  // The read-ahead of a disk output: enough for every in-flight batch and the next.
+  void set_window(const QueueLimits &l) {
+    size_t batches = size_t{std::max<uint32_t>(1, l.max_inflight_batches)} + 1;
+    window_records_ = std::min(l.max_records, std::max<size_t>(1, l.batch_max_records) * batches);
+    window_bytes_ = std::min(l.max_bytes, std::max<size_t>(1, l.batch_max_bytes) * batches);
+  }
+  Pipeline *pipeline() const { return pipeline_; }
+
   Counter *records_out = nullptr;
   Counter *records_retried = nullptr;
   Counter *records_dead = nullptr;
@@ -113,6 +144,7 @@ class OutputRuntime {
   Gauge *queue_records = nullptr;
   Gauge *queue_bytes = nullptr;
   Histogram *batch_latency = nullptr;
+  Gauge *disk_bytes_gauge = nullptr;
 
  private:
   void dispatch(const OutputQueue<RecordPtr>::Batch &b);
@@ -128,6 +160,9 @@ class OutputRuntime {
   bool pumping_ = false;
   bool again_ = false;
   bool stopped_ = false;
+  size_t window_records_ = 0, window_bytes_ = 0;
+  // Queued records read from a log: where to ack them once done.
+  std::unordered_map<const Record *, std::pair<DiskReader *, uint64_t>> origin_;
 };
 
 struct PipelineEnv {
@@ -136,8 +171,10 @@ struct PipelineEnv {
   MetricsRegistry *metrics = nullptr;
   DeadLetter *dead_letter = nullptr;
   int worker = 0;
-  int worker_count = 1;     // per-key rate limits are split evenly across workers
+  int worker_count = 1;  // per-key rate limits are split evenly across workers
+  uint64_t generation = 0;
   bool check_only = false;  // `ingestd -t`: init plugins, never start them
+  bool disk_logs = true;    // open and adopt disk buffer logs (not for --replay)
 };
 
 class Pipeline {
@@ -172,12 +209,33 @@ class Pipeline {
   // Records the named output delivered so far.
   uint64_t delivered(std::string_view output) const;
 
-  enum class IngestResult { Ok, Full };
+  // The answer to a request, held while its records are written to disk.
+  struct Reply {
+    http::Responder responder;
+    http::Response response;
+  };
+  enum class IngestResult {
+    Ok,        // queued; answer now
+    Pending,   // written to a disk log: the commit answers (reply was taken)
+    Full,      // a memory queue or max_memory is full: 503
+    DiskFull,  // an output's max_disk is reached, or its log cannot be written: 503
+  };
   // Routes accepted records of `input`: all of them or none are queued.
-  IngestResult ingest(InputRuntime &input, std::vector<RecordPtr> &records);
+  IngestResult ingest(InputRuntime &input, std::vector<RecordPtr> &records, Reply *reply);
 
  private:
   friend class OutputRuntime;
+  friend class DiskLog;
+  friend class DiskReader;
+  // Runs a filter chain on r; false when a filter dropped it.
+  bool run_filters(const std::vector<size_t> &chain, RecordPtr &r);
+  // Pushes deliveries to memory queues and pumps them (after admission).
+  void push_memory(std::vector<std::pair<size_t, RecordPtr>> &deliveries);
+  bool open_own_logs();
+  bool open_log(InputRuntime *in, const std::string &dir, UniqueFd lock, bool own);
+  // Adopts logs under storage_dir nobody holds; removes adopted logs read to the end.
+  void adopt_logs();
+  void retire_drained_logs(bool include_own);
   bool make_instance(Instance &inst, const config::Section &s, ingestd_kind_type kind);
   // 401 / 429 checks; false when the request was answered.
   bool admit(ListenerRuntime &l, http::Request &req, http::Responder &responder,
@@ -200,6 +258,11 @@ class Pipeline {
   std::vector<size_t> out_records_, out_bytes_;
   bool stopped_ = false;
   size_t max_memory_ = SIZE_MAX;  // this worker's share of service.max_memory
+  std::string storage_dir_;
+  std::vector<std::string> disk_payloads_;  // scratch for ingest()
+  // Declared after outputs_: destroyed before them (readers point at outputs).
+  std::vector<std::unique_ptr<DiskLog>> logs_;
+  Timer adopt_timer_;
 };
 
 }  // namespace ingestd

@@ -74,6 +74,7 @@ bool Worker::setup() {
   env.dead_letter = opts_.dead_letter;
   env.worker = opts_.index;
   env.worker_count = opts_.worker_count;
+  env.generation = opts_.generation;
   pipeline_ = std::make_unique<Pipeline>(opts_.setup, env);
   if (!pipeline_->init() || !pipeline_->start()) {
     opts_.log->log(LogLevel::Error, scope_, "pipeline failed to start");

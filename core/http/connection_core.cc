@@ -357,7 +357,11 @@ void ConnectionCore::respond(uint64_t seq, Response &&response) {
 
 void ConnectionCore::shutdown() {
   shutting_down_ = true;
-  if (phase_ == Phase::kIdle) {
+  // A connection accepted a moment ago has its first request on the way:
+  // closing it would reset a request the client already sent (nginx serves
+  // it too). It gets that request answered, with Connection: close, within
+  // header_timeout or the server's close deadline.
+  if (phase_ == Phase::kIdle && served_) {
     close_now();
   } else if (phase_ == Phase::kWriting) {
     close_after_ = true;
@@ -643,6 +647,7 @@ void ConnectionCore::send_error(int status, std::string_view message, size_t lim
 
 void ConnectionCore::finish_request() {
   phase_ = Phase::kIdle;
+  served_ = true;
   head_.clear();
   headers_.clear();
   url_ = {};

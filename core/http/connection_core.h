@@ -134,6 +134,7 @@ class ConnectionCore {
   bool reading_ = false;
   bool eof_ = false;
   bool shutting_down_ = false;
+  bool served_ = false;  // a request was answered: idle now means between requests
   size_t linger_bytes_ = 0;
 
   // Per request; the containers keep their capacity from request to request.

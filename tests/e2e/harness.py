@@ -13,6 +13,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -77,6 +78,9 @@ class Daemon:
 
     # ---- process
     def start(self, expect_ready=True):
+        """Starts (or restarts) the daemon; log_text() then shows this run only."""
+        with self.log_lock:
+            self.log_lines = []
         cmd = [BIN, "-c", self.config_path, "--plugins-dir", PLUGINS]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE if self.stdout_pipe else subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
@@ -223,3 +227,73 @@ def raw_exchange(port, data, read_until_close=True, timeout=10):
         return b"".join(chunks)
     finally:
         s.close()
+
+
+ES_PEER = os.path.join(SOURCE, "tests", "peers", "es_peer.py")
+
+
+class EsPeer:
+    """es_peer.py as a subprocess on 127.0.0.1."""
+
+    def __init__(self, test, *args, port=0):
+        self.args = args
+        self.proc = subprocess.Popen([sys.executable or "/usr/bin/python3", ES_PEER, "--port", str(port), *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     stdin=subprocess.DEVNULL, text=True)
+        test.addCleanup(self.stop)
+        lines = queue.Queue()
+        threading.Thread(target=lambda: lines.put(self.proc.stdout.readline()),
+                         daemon=True).start()
+        try:
+            line = lines.get(timeout=20)
+        except queue.Empty:
+            line = ""
+        if not line.startswith("listening on 127.0.0.1:"):
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("es_peer did not start: %r" % line)
+        self.port = int(line.rsplit(":", 1)[1])
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+
+    def _call(self, method, path, body=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                         headers={"Content-Type": "application/json"})
+            r = conn.getresponse()
+            data = r.read()
+            assert r.status == 200, "%s %s: %s %s" % (method, path, r.status, data[:300])
+            return json.loads(data)
+        finally:
+            conn.close()
+
+    def control(self, **fields):
+        return self._call("POST", "/_control", fields)
+
+    def stats(self):
+        return self._call("GET", "/_peer/stats")
+
+    def docs(self, index="*"):
+        return self._call("GET", "/_peer/docs?index=" + index)["docs"]
+
+    def count(self):
+        try:
+            return sum(self.stats()["indices"].values())
+        except OSError:
+            return -1

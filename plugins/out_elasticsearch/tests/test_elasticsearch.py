@@ -8,21 +8,13 @@ condition with a deadline (harness.wait_for)."""
 
 import base64
 import datetime
-import http.client
 import json
 import os
-import queue
-import signal
-import subprocess
-import sys
-import threading
 import time
 import unittest
 
-from harness import PLUGINS, SOURCE, Daemon, run_ingestd, wait_for
+from harness import PLUGINS, SOURCE, Daemon, EsPeer, run_ingestd, wait_for
 
-PEER = os.path.join(SOURCE, "tests", "peers", "es_peer.py")
-PY = sys.executable or "/usr/bin/python3"
 AK, SK = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 
 # ---- the documented id: MurmurHash3 x64 128, seed 0, of the compact JSON,
@@ -76,73 +68,6 @@ def murmur3_id(data):
 
 def compact(doc):
     return json.dumps(doc, separators=(",", ":")).encode()
-
-
-class EsPeer:
-    """es_peer.py as a subprocess on 127.0.0.1."""
-
-    def __init__(self, test, *args, port=0):
-        self.args = args
-        self.proc = subprocess.Popen([PY, PEER, "--port", str(port), *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     stdin=subprocess.DEVNULL, text=True)
-        test.addCleanup(self.stop)
-        lines = queue.Queue()
-        threading.Thread(target=lambda: lines.put(self.proc.stdout.readline()),
-                         daemon=True).start()
-        try:
-            line = lines.get(timeout=20)
-        except queue.Empty:
-            line = ""
-        if not line.startswith("listening on 127.0.0.1:"):
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError("es_peer did not start: %r" % line)
-        self.port = int(line.rsplit(":", 1)[1])
-        self.url = "http://127.0.0.1:%d" % self.port
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc.stdout.close()
-
-    def _call(self, method, path, body=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        try:
-            conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                         headers={"Content-Type": "application/json"})
-            r = conn.getresponse()
-            data = r.read()
-            assert r.status == 200, "%s %s: %s %s" % (method, path, r.status, data[:300])
-            return json.loads(data)
-        finally:
-            conn.close()
-
-    def control(self, **fields):
-        return self._call("POST", "/_control", fields)
-
-    def stats(self):
-        return self._call("GET", "/_peer/stats")
-
-    def docs(self, index="*"):
-        return self._call("GET", "/_peer/docs?index=" + index)["docs"]
-
-    def count(self):
-        try:
-            return sum(self.stats()["indices"].values())
-        except OSError:
-            return -1
 
 
 def es_config(hosts, extra="", route_match="logs", workers_extra=""):
