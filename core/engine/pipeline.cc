@@ -56,6 +56,10 @@ void OutputRuntime::setup_metrics(MetricsRegistry *m) {
   queue_bytes = m->gauge("ingestd_output_queue_bytes", "Bytes queued or in flight", l);
   batch_latency = m->histogram("ingestd_output_batch_duration_seconds",
                                "Time from handing a batch to the output until it finished", l);
+  if (disk) {
+    disk_bytes_gauge = m->gauge("ingestd_output_disk_bytes",
+                                "Bytes of the disk buffer logs the output reads (this worker)", l);
+  }
 }
 
 void OutputRuntime::update_gauges() {
@@ -370,6 +374,7 @@ bool Pipeline::start() {
   if (env_.disk_logs && !env_.check_only) {
     if (!open_own_logs()) return false;
     adopt_logs();
+    if (env_.worker == 0) warn_unread_logs();
     adopt_timer_.init(env_.loop);
     adopt_timer_.start(1000, 1000, [this] {
       retire_drained_logs(false);
@@ -806,6 +811,26 @@ void Pipeline::adopt_logs() {
       if (!std::filesystem::is_directory(dir, ec3)) continue;
       open_log(in.get(), dir, std::move(lock), false);
     }
+  }
+}
+
+void Pipeline::warn_unread_logs() {
+  std::error_code ec;
+  for (const auto &e : std::filesystem::directory_iterator(storage_dir_, ec)) {
+    std::error_code ec2;
+    if (!e.is_directory(ec2)) continue;
+    std::string name = e.path().filename().string();
+    auto in = std::find_if(inputs_.begin(), inputs_.end(),
+                           [&](const auto &i) { return i->inst.name == name; });
+    if (in != inputs_.end() && !(*in)->disk_routes.empty()) continue;
+    bool has_logs = false;
+    for (const auto &sub : std::filesystem::directory_iterator(e.path(), ec2))
+      has_logs = has_logs || sub.is_directory(ec2);
+    if (!has_logs) continue;
+    env_.log->logf(LogLevel::Warn, "main",
+                   "disk buffer logs in %s are not read: no input '%s' routes to a disk "
+                   "output now; they are kept until one does",
+                   e.path().c_str(), name.c_str());
   }
 }
 

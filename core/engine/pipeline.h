@@ -235,6 +235,8 @@ class Pipeline {
   bool open_log(InputRuntime *in, const std::string &dir, UniqueFd lock, bool own);
   // Adopts logs under storage_dir nobody holds; removes adopted logs read to the end.
   void adopt_logs();
+  // Logs under storage_dir no configured disk output reads: said once at start.
+  void warn_unread_logs();
   void retire_drained_logs(bool include_own);
   bool make_instance(Instance &inst, const config::Section &s, ingestd_kind_type kind);
   // 401 / 429 checks; false when the request was answered.
