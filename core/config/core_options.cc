@@ -106,7 +106,7 @@ constexpr ingestd_option_t kOutput[] = {
      "Most record bytes queued in memory before requests get 503"},
     {"max_records", INGESTD_OPT_INT, "100000", kReload, nullptr, 1, 1e12,
      "Most records queued before requests get 503"},
-    {"max_disk", INGESTD_OPT_SIZE, "1GiB", kReload, nullptr, 1, kSizeMax,
+    {"max_disk", INGESTD_OPT_SIZE, "1GiB", kReload, nullptr, 1 << 20, kSizeMax,
      "buffer = disk: most bytes of the logs this output reads before requests get 503"},
     {"fsync", INGESTD_OPT_ENUM, "interval", kReload, "always|interval|never", kNoMin, kNoMax,
      "buffer = disk: always syncs before answering; interval syncs every fsync_interval; never "

@@ -232,6 +232,26 @@ def d_config_with(d, body):
     return text[:text.index("[inputs.trace]")] + body.lstrip("\n")
 
 
+class StorageErrorTest(unittest.TestCase):
+    def test_unusable_storage_dir_fails_the_start_with_the_path(self):
+        d = Daemon(STDOUT_DISK.format(fsync="never", batch=10))
+        self.addCleanup(d.kill)
+        # storage_dir below a regular file: no directory can be made there.
+        with open(os.path.join(d.dir, "state"), "w") as f:
+            f.write("not a directory\n")
+        d.start(expect_ready=False)
+        self.assertEqual(d.proc.wait(30), 1, d.log_text())
+        self.assertRegex(d.log_text(), r"disk buffer: cannot create .*/state/trace: Not a directory")
+
+    def test_max_disk_below_one_mib_is_a_config_error(self):
+        d = Daemon(STDOUT_DISK.format(fsync="never", batch=10).replace(
+            'buffer = "disk"', 'buffer = "disk"\nmax_disk = "64KiB"'))
+        self.addCleanup(d.kill)
+        d.start(expect_ready=False)
+        self.assertEqual(d.proc.wait(30), 1, d.log_text())
+        self.assertRegex(d.log_text(), r"ingestd\.toml:\d+:\d+: .*max_disk")
+
+
 class OutageTest(unittest.TestCase):
     def outage(self, buffer, extra):
         peer = EsPeer(self)
@@ -272,7 +292,7 @@ class MaxDiskTest(unittest.TestCase):
     def test_max_disk_answers_503_then_resumes_when_space_frees(self):
         peer = EsPeer(self)
         d = Daemon(ES_OUTPUT.format(url=peer.url, buffer="disk",
-                                    extra='max_disk = "256KiB"\nfsync = "never"'))
+                                    extra='max_disk = "1MiB"\nfsync = "never"'))
         self.addCleanup(d.kill)
         d.start()
         peer.control(unavailable_503_probability=1.0)
