@@ -130,7 +130,15 @@ class HostRecord final : public FieldSource {
       : h_(h), inst_(inst), rec_(rec) {}
 
   Kind append_field(const std::string &path, std::string *out) override {
-    const ingestd_value_t *v = h_->record_get(rec_, path.c_str());
+    // A top-level field (the usual case) is one member lookup on the root;
+    // record_get would first check and split the path.
+    const ingestd_value_t *v;
+    if (path.find('.') == std::string::npos) {
+      if (!root_) root_ = h_->record_root(rec_);
+      v = h_->value_get(root_, path.c_str());
+    } else {
+      v = h_->record_get(rec_, path.c_str());
+    }
     if (!v) return Kind::Missing;
     size_t len = 0;
     switch (h_->value_kind(v)) {
@@ -169,6 +177,7 @@ class HostRecord final : public FieldSource {
   const ingestd_host_t *h_;
   ingestd_instance_t *inst_;
   ingestd_record_t *rec_;
+  const ingestd_value_t *root_ = nullptr;
 };
 
 enum class State { Down, Connecting, Ready };
