@@ -18,10 +18,15 @@ struct Record {
   uint32_t refs = 0;
 
   // The record as compact JSON, serialised once for every output that wants it.
+  // Serialised into a per-thread buffer that keeps its capacity, then copied:
+  // one exact allocation per record instead of the string growing several
+  // times on the way.
   const std::string &json() {
     if (!json_valid_) {
-      json_.clear();
-      json::serialize(root, &json_);
+      thread_local std::string scratch;
+      scratch.clear();
+      json::serialize(root, &scratch);
+      json_.assign(scratch);
       json_valid_ = true;
     }
     return json_;

@@ -635,7 +635,7 @@ bool Parser::parse_number(Value *out) {
     return fail(bad, why);
   }
   out->reset(Kind::Number);
-  out->s_.assign(p_, e);
+  out->s_.assign(p_, static_cast<size_t>(e - p_));
   p_ = e;
   return true;
 }
@@ -656,12 +656,12 @@ bool Parser::parse_string(std::string *out) {
     if (p >= end_) return fail(open, "unterminated string");
     char c = *p;
     if (c == '"') {
-      out->append(run, p);
+      out->append(run, static_cast<size_t>(p - run));
       p_ = p + 1;
       return true;
     }
     if (c == '\\') {
-      out->append(run, p);
+      out->append(run, static_cast<size_t>(p - run));
       p_ = p;
       if (!parse_escape(out, open)) return false;
       p = p_;
@@ -817,8 +817,12 @@ bool Parser::parse_object(Value *out, size_t depth) {
     if (*p_ != '"') {
       return fail(p_, "unexpected character " + describe_char(*p_) + ", expected a string key");
     }
-    Value::Member m;
-    if (!parse_string(&m.key)) return false;
+    // The member is built in place on the scratch stack. A nested object or
+    // array pushes onto that stack too (which may move it), so containers are
+    // parsed aside and moved in; scalars go straight into their slot.
+    size_t slot = members_.size();
+    members_.emplace_back();
+    if (!parse_string(&members_[slot].key)) return false;
     skip_ws();
     if (p_ >= end_) return unexpected(p_);
     if (*p_ != ':') {
@@ -826,8 +830,13 @@ bool Parser::parse_object(Value *out, size_t depth) {
     }
     ++p_;
     skip_ws();
-    if (!parse_value(&m.value, depth)) return false;
-    members_.push_back(std::move(m));
+    if (p_ < end_ && (*p_ == '{' || *p_ == '[')) {
+      Value v;
+      if (!parse_value(&v, depth)) return false;
+      members_[slot].value = std::move(v);
+    } else if (!parse_value(&members_[slot].value, depth)) {
+      return false;
+    }
     skip_ws();
     if (p_ >= end_) return unexpected(p_);
     if (*p_ == ',') {
@@ -914,14 +923,25 @@ constexpr std::array<uint8_t, 256> make_escape_class() {
 constexpr std::array<uint8_t, 256> kEscapeClass = make_escape_class();
 
 void serialize_string(std::string_view s, std::string *out) {
-  out->push_back('"');
   const char *p = s.data();
   const char *end = p + s.size();
-  const char *run = p;
+  while (p < end && !kEscapeClass[static_cast<unsigned char>(*p)])
+    ++p;
+  if (p == end) {  // the common case: nothing to escape, one append
+    size_t n = out->size();
+    out->resize(n + s.size() + 2);
+    char *w = out->data() + n;
+    w[0] = '"';
+    std::memcpy(w + 1, s.data(), s.size());
+    w[s.size() + 1] = '"';
+    return;
+  }
+  out->push_back('"');
+  const char *run = s.data();
   for (; p < end; ++p) {
     auto c = static_cast<unsigned char>(*p);
     if (!kEscapeClass[c]) continue;
-    out->append(run, p);
+    out->append(run, static_cast<size_t>(p - run));
     run = p + 1;
     switch (c) {
       case '"':
@@ -952,7 +972,7 @@ void serialize_string(std::string_view s, std::string *out) {
       }
     }
   }
-  out->append(run, end);
+  out->append(run, static_cast<size_t>(end - run));
   out->push_back('"');
 }
 

@@ -1,15 +1,13 @@
 // out_redis: records to Redis as commands built from templates, pipelined
-// over one hiredis async connection per worker (on the worker's uv loop).
+// over one connection per worker (on the worker's uv loop, redis_uv.h).
 //
-// A batch is encoded into one buffer of RESP commands and handed to hiredis
-// whole, so it leaves in one write. Batches wait inside the plugin (bounded
-// by the core's max_inflight batches) while there is no ready connection or
-// while max_inflight_commands are unanswered; they are sent as soon as the
-// connection is back. A batch whose connection drops before every reply
-// arrived, or that gets no reply within command_timeout, is answered
-// INGESTD_BATCH_RETRY: the host resends it after its backoff, so delivery is
-// at least once (templates should be idempotent; if_newer makes positions so).
-#include <hiredis/async.h>
+// A batch is encoded into one buffer of RESP commands and queued whole, so it
+// leaves in one write; replies are matched to commands in order. Batches wait inside the plugin
+// (bounded by the core's max_inflight batches) while there is no ready connection or while
+// max_inflight_commands are unanswered; they are sent as soon as the connection is back. A batch
+// whose connection drops before every reply arrived, or that gets no reply within command_timeout,
+// is answered INGESTD_BATCH_RETRY: the host resends it after its backoff, so delivery is at least
+// once (templates should be idempotent; if_newer makes positions so).
 #include <hiredis/hiredis.h>
 #include <uv.h>
 
@@ -79,7 +77,7 @@ const ingestd_option_t kOptions[] = {
 struct RedisOutput;
 struct PendingBatch;
 
-// One command in flight; hiredis's privdata.
+// One command of a batch.
 struct Cmd {
   PendingBatch *batch;
   uint32_t record;
@@ -101,7 +99,7 @@ struct PendingBatch {
   size_t outstanding = 0;
   size_t replies_ok = 0, replies_err = 0, replies_nil = 0;  // counted per batch, not per reply
   std::string resp;
-  std::vector<Cmd> cmds;   // fixed once sent: hiredis holds pointers into it
+  std::vector<Cmd> cmds;   // fixed once sent: RedisOutput::expected points into it
   std::deque<Cmd> resent;  // EVALs after NOSCRIPT; a deque keeps pointers valid
   std::deque<std::string> resend_text;
   std::vector<uint8_t> state;
@@ -132,7 +130,15 @@ class HostRecord final : public FieldSource {
       : h_(h), inst_(inst), rec_(rec) {}
 
   Kind append_field(const std::string &path, std::string *out) override {
-    const ingestd_value_t *v = h_->record_get(rec_, path.c_str());
+    // A top-level field (the usual case) is one member lookup on the root;
+    // record_get would first check and split the path.
+    const ingestd_value_t *v;
+    if (path.find('.') == std::string::npos) {
+      if (!root_) root_ = h_->record_root(rec_);
+      v = h_->value_get(root_, path.c_str());
+    } else {
+      v = h_->record_get(rec_, path.c_str());
+    }
     if (!v) return Kind::Missing;
     size_t len = 0;
     switch (h_->value_kind(v)) {
@@ -171,11 +177,20 @@ class HostRecord final : public FieldSource {
   const ingestd_host_t *h_;
   ingestd_instance_t *inst_;
   ingestd_record_t *rec_;
+  const ingestd_value_t *root_ = nullptr;
 };
 
 enum class State { Down, Connecting, Ready };
 
-struct RedisOutput {
+// Replies still to come, in the order the commands were written: a run of
+// one batch's commands, or (batch == nullptr) one handshake reply.
+struct Expected {
+  PendingBatch *batch;
+  Cmd *next;
+  Cmd *end;
+};
+
+struct RedisOutput final : Connection::Handler {
   const ingestd_host_t *host = nullptr;
   ingestd_instance_t *inst = nullptr;
 
@@ -193,7 +208,10 @@ struct RedisOutput {
   std::unique_ptr<RecordEncoder> encoder;
 
   // Connection.
-  redisAsyncContext *ac = nullptr;
+  Connection *conn = nullptr;
+  std::deque<Expected> expected;
+  bool in_reply = false;      // inside on_reply: a drop fails `expected` after it
+  bool fail_pending = false;  // ... and this says it has to
   State state = State::Down;
   int handshake_left = 0;
   std::vector<const char *> handshake_steps;
@@ -240,10 +258,13 @@ struct RedisOutput {
   uint64_t now() { return host->now_ms(inst); }
 
   void connect();
-  void on_handshake_reply(redisAsyncContext *c, redisReply *r);
+  void on_connected() override {}
+  void on_reply(redisReply *r) override;
+  void on_closed(const std::string &why) override;
+  void on_handshake_reply(redisReply *r);
   void ready();
-  void detach(redisAsyncContext *c, const std::string &why, bool error);
   void drop(const std::string &why, bool error = false);
+  void fail_expected();
   void connection_lost(const std::string &why, bool error);
   void schedule_reconnect();
   void on_tick();
@@ -252,8 +273,8 @@ struct RedisOutput {
   void pump();
   void encode(PendingBatch *b);
   void send(PendingBatch *b);
-  void on_reply(redisAsyncContext *c, Cmd *cmd, redisReply *r);
-  void on_error_reply(redisAsyncContext *c, Cmd *cmd, std::string_view msg);
+  void on_command_reply(Cmd *cmd, redisReply *r);
+  void on_error_reply(Cmd *cmd, std::string_view msg);
   void mark(PendingBatch *b, uint32_t record, RecordState s, std::string why = {});
   void finish(PendingBatch *b);
   void update_gauges();
@@ -261,94 +282,73 @@ struct RedisOutput {
 
 // ---- connection ------------------------------------------------------------
 
-void connect_cb(const redisAsyncContext *c, int status) {
-  auto *o = static_cast<RedisOutput *>(c->data);
-  if (!o || status == REDIS_OK) return;  // connected: the handshake replies decide
-  // hiredis frees the context after this callback.
-  o->detach(const_cast<redisAsyncContext *>(c), c->errstr ? c->errstr : "connect failed", false);
-}
-
-void disconnect_cb(const redisAsyncContext *c, int status) {
-  auto *o = static_cast<RedisOutput *>(c->data);
-  if (!o) return;
-  const char *why = status == REDIS_OK ? "closed" : (c->errstr ? c->errstr : "connection error");
-  o->detach(const_cast<redisAsyncContext *>(c), why, false);
-}
-
-void handshake_cb(redisAsyncContext *c, void *reply, void *priv) {
-  static_cast<RedisOutput *>(priv)->on_handshake_reply(c, static_cast<redisReply *>(reply));
-}
-
-void reply_cb(redisAsyncContext *c, void *reply, void *priv) {
-  auto *cmd = static_cast<Cmd *>(priv);
-  cmd->batch->out->on_reply(c, cmd, static_cast<redisReply *>(reply));
-}
-
 void RedisOutput::connect() {
-  if (stopping || ac) return;
+  if (stopping || conn) return;
   if (attempted) host->metric_add(m_reconnects, 1);
   attempted = true;
   state = State::Connecting;
   connect_started_ms = now();
-  redisAsyncContext *c = unix_socket ? redisAsyncConnectUnix(host_or_path.c_str())
-                                     : redisAsyncConnect(host_or_path.c_str(), port);
+  std::string err;
+  Connection *c = Connection::open(loop(), unix_socket, host_or_path, port, this, &err);
   if (!c) {
-    connection_lost("out of memory", true);
+    connection_lost(err, false);
     return;
   }
-  if (c->err) {
-    std::string why = c->errstr;
-    redisAsyncFree(c);
-    connection_lost(why, false);
-    return;
-  }
-  if (uv_attach(c, loop()) != 0) {
-    redisAsyncFree(c);
-    connection_lost("cannot watch the socket", true);
-    return;
-  }
-  c->data = this;
-  redisAsyncSetConnectCallback(c, connect_cb);
-  redisAsyncSetDisconnectCallback(c, disconnect_cb);
-  ac = c;
+  conn = c;
   // The handshake is queued now and written once connected; batches wait
   // until its last reply.
   handshake_steps.clear();
+  std::string cmds;
+  auto command = [&](std::initializer_list<std::string_view> argv, const char *step) {
+    resp_array(&cmds, argv.size());
+    for (std::string_view a : argv)
+      resp_bulk(&cmds, a);
+    handshake_steps.push_back(step);
+    expected.push_back(Expected{nullptr, nullptr, nullptr});
+  };
   if (!password.empty()) {
     if (!username.empty()) {
-      const char *argv[] = {"AUTH", username.c_str(), password.c_str()};
-      redisAsyncCommandArgv(c, handshake_cb, this, 3, argv, nullptr);
+      command({"AUTH", username, password}, "AUTH");
     } else {
-      const char *argv[] = {"AUTH", password.c_str()};
-      redisAsyncCommandArgv(c, handshake_cb, this, 2, argv, nullptr);
+      command({"AUTH", password}, "AUTH");
     }
-    handshake_steps.push_back("AUTH");
   }
-  if (db != 0) {
-    std::string n = std::to_string(db);
-    const char *argv[] = {"SELECT", n.c_str()};
-    redisAsyncCommandArgv(c, handshake_cb, this, 2, argv, nullptr);
-    handshake_steps.push_back("SELECT");
-  }
-  if (!enc.if_newer.empty()) {
-    const char *argv[] = {"SCRIPT", "LOAD", kNewerScript};
-    redisAsyncCommandArgv(c, handshake_cb, this, 3, argv, nullptr);
-    handshake_steps.push_back("SCRIPT LOAD");
-  }
-  if (handshake_steps.empty()) {
-    const char *argv[] = {"PING"};
-    redisAsyncCommandArgv(c, handshake_cb, this, 1, argv, nullptr);
-    handshake_steps.push_back("PING");
-  }
+  if (db != 0) command({"SELECT", std::to_string(db)}, "SELECT");
+  if (!enc.if_newer.empty()) command({"SCRIPT", "LOAD", kNewerScript}, "SCRIPT LOAD");
+  if (handshake_steps.empty()) command({"PING"}, "PING");
   handshake_left = static_cast<int>(handshake_steps.size());
+  if (!conn->write(cmds.data(), cmds.size())) drop("out of memory", true);
 }
 
-void RedisOutput::on_handshake_reply(redisAsyncContext *c, redisReply *r) {
-  if (c != ac || handshake_left <= 0) return;  // a connection we already left
-  if (!r) {
-    detach(c, c->errstr ? c->errstr : "connection closed", false);
+void RedisOutput::on_reply(redisReply *r) {
+  if (expected.empty()) {
+    drop(r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len)
+                                      : std::string("a reply to no command"),
+         r->type != REDIS_REPLY_ERROR);
     return;
   }
+  Expected &e = expected.front();
+  if (!e.batch) {
+    expected.pop_front();
+    on_handshake_reply(r);
+    return;
+  }
+  Cmd *cmd = e.next++;
+  if (e.next == e.end) expected.pop_front();
+  in_reply = true;
+  on_command_reply(cmd, r);
+  in_reply = false;
+  if (fail_pending) fail_expected();
+}
+
+void RedisOutput::on_closed(const std::string &why) {
+  conn = nullptr;
+  connection_lost(why, false);
+  fail_expected();
+}
+
+void RedisOutput::on_handshake_reply(redisReply *r) {
+  if (handshake_left <= 0) return;
   const char *step = handshake_steps[handshake_steps.size() - static_cast<size_t>(handshake_left)];
   if (r->type == REDIS_REPLY_ERROR) {
     drop(std::string(step) + " failed: " + std::string(r->str, r->len), true);
@@ -372,21 +372,39 @@ void RedisOutput::ready() {
   pump();
 }
 
-// Forgets context `c` (hiredis frees it, or the caller does) and goes down.
-void RedisOutput::detach(redisAsyncContext *c, const std::string &why, bool error) {
-  if (c != ac || !c) return;
-  ac = nullptr;
-  c->data = nullptr;  // its remaining callbacks find no owner
+// Closes the connection and goes down; the commands without a reply make
+// their batches retried.
+void RedisOutput::drop(const std::string &why, bool error) {
+  Connection *c = conn;
+  if (!c) return;
+  conn = nullptr;
+  c->close();
   connection_lost(why, error);
+  fail_expected();
 }
 
-void RedisOutput::drop(const std::string &why, bool error) {
-  redisAsyncContext *c = ac;
-  if (!c) return;
-  detach(c, why, error);
-  // Runs the pending callbacks with no reply (their batches are retried);
-  // inside a hiredis callback it is deferred until the callback returns.
-  redisAsyncFree(c);
+// Every command still waiting for a reply gets none: its batch is retried
+// (lost). Inside on_reply this waits until the reply is handled, so that the
+// batch being answered is not finished twice.
+void RedisOutput::fail_expected() {
+  if (in_reply) {
+    fail_pending = true;
+    return;
+  }
+  fail_pending = false;
+  std::deque<Expected> gone;
+  gone.swap(expected);
+  for (const Expected &e : gone) {
+    PendingBatch *b = e.batch;
+    if (!b) continue;
+    // Counts only: finish() recycles the batch, and its commands with it.
+    for (auto n = e.end - e.next; n > 0; --n) {
+      --b->outstanding;
+      --inflight_commands;
+      b->lost = true;
+      if (b->outstanding == 0) finish(b);
+    }
+  }
 }
 
 void RedisOutput::connection_lost(const std::string &why, bool error) {
@@ -425,7 +443,7 @@ void RedisOutput::schedule_reconnect() {
 
 void RedisOutput::on_tick() {
   uint64_t t = now();
-  if (state == State::Connecting && ac && t - connect_started_ms > connect_timeout_ms) {
+  if (state == State::Connecting && conn && t - connect_started_ms > connect_timeout_ms) {
     drop("not connected within connect_timeout (" + std::to_string(connect_timeout_ms) + "ms)");
     return;
   }
@@ -471,7 +489,7 @@ void RedisOutput::pump() {
   pumping = true;
   do {
     pump_again = false;
-    while (!waiting.empty() && state == State::Ready && ac && !stopping) {
+    while (!waiting.empty() && state == State::Ready && conn && !stopping) {
       PendingBatch *b = waiting.front();
       if (!b->encoded) encode(b);
       if (b->cmds.empty()) {  // every record dead-lettered
@@ -523,33 +541,40 @@ void RedisOutput::encode(PendingBatch *b) {
 void RedisOutput::send(PendingBatch *b) {
   b->sent = true;
   b->sent_ms = now();
-  size_t queued = 0;
-  for (Cmd &c : b->cmds) {
-    // Appends to hiredis's output buffer; the loop writes it all at once.
-    if (redisAsyncFormattedCommand(ac, reply_cb, &c, c.data, c.len) != REDIS_OK) {
-      b->lost = true;  // the context is going away; queued ones get no reply
-      break;
-    }
-    ++queued;
+  // The commands lie back to back in b->resp (a record that failed to encode
+  // left nothing); write each contiguous run at once.
+  bool ok = true;
+  for (size_t i = 0; ok && i < b->cmds.size();) {
+    const char *start = b->cmds[i].data;
+    size_t len = 0;
+    size_t j = i;
+    for (; j < b->cmds.size() && b->cmds[j].data == start + len; ++j)
+      len += b->cmds[j].len;
+    ok = conn->write(start, len);
+    i = j;
   }
-  b->outstanding += queued;
-  inflight_commands += queued;
-  host->metric_add(m_sent, static_cast<double>(queued));
-  if (b->outstanding == 0) finish(b);
+  if (!ok) {
+    // Out of memory: nothing of it may have been queued; drop the connection
+    // (anything partly queued is unusable) and retry the batch.
+    b->lost = true;
+    finish(b);
+    drop("out of memory", true);
+    return;
+  }
+  size_t n = b->cmds.size();
+  expected.push_back(Expected{b, b->cmds.data(), b->cmds.data() + n});
+  b->outstanding += n;
+  inflight_commands += n;
+  host->metric_add(m_sent, static_cast<double>(n));
 }
 
-void RedisOutput::on_reply(redisAsyncContext *c, Cmd *cmd, redisReply *r) {
+void RedisOutput::on_command_reply(Cmd *cmd, redisReply *r) {
   PendingBatch *b = cmd->batch;
   --b->outstanding;
   --inflight_commands;
-  if (!r) {
-    b->lost = true;
-    // The first sign that hiredis is tearing the connection down: go down
-    // now so nothing new is queued on it.
-    if (c == ac) detach(c, c->errstr ? c->errstr : "connection closed", false);
-  } else if (r->type == REDIS_REPLY_ERROR) {
+  if (r->type == REDIS_REPLY_ERROR) {
     ++b->replies_err;
-    on_error_reply(c, cmd, std::string_view(r->str, r->len));
+    on_error_reply(cmd, std::string_view(r->str, r->len));
   } else if (r->type == REDIS_REPLY_NIL) {
     ++b->replies_nil;
   } else {
@@ -558,21 +583,22 @@ void RedisOutput::on_reply(redisAsyncContext *c, Cmd *cmd, redisReply *r) {
   if (b->outstanding == 0) finish(b);
 }
 
-void RedisOutput::on_error_reply(redisAsyncContext *c, Cmd *cmd, std::string_view msg) {
+void RedisOutput::on_error_reply(Cmd *cmd, std::string_view msg) {
   PendingBatch *b = cmd->batch;
   ErrorClass cls = classify_error(msg);
   if (cls == ErrorClass::NoScript && cmd->tmpl == kScript) {
     // The server lost its scripts (restart, SCRIPT FLUSH, failover): EVAL
     // carries the script and caches it again. The outcome does not depend on
     // order, so the resend may run after later commands.
-    if (c == ac && !stopping) {
+    if (conn && !stopping) {
       std::string eval = evalsha_to_eval(std::string_view(cmd->data, cmd->len), kNewerScript);
       if (!eval.empty()) {
         b->resend_text.push_back(std::move(eval));
         const std::string &text = b->resend_text.back();
         b->resent.push_back(Cmd{b, cmd->record, kEval, text.data(), text.size()});
         Cmd &nc = b->resent.back();
-        if (redisAsyncFormattedCommand(c, reply_cb, &nc, nc.data, nc.len) == REDIS_OK) {
+        if (conn->write(nc.data, nc.len)) {
+          expected.push_back(Expected{b, &nc, &nc + 1});
           ++b->outstanding;
           ++inflight_commands;
           host->metric_add(m_sent, 1);
@@ -586,7 +612,7 @@ void RedisOutput::on_error_reply(redisAsyncContext *c, Cmd *cmd, std::string_vie
   }
   if (cls == ErrorClass::NoAuth) {
     mark(b, cmd->record, kRetry);
-    if (c == ac) drop("the server asks for authentication again (" + std::string(msg) + ")");
+    drop("the server asks for authentication again (" + std::string(msg) + ")");
     return;
   }
   if (cls == ErrorClass::Retry || cls == ErrorClass::NoScript) {
@@ -852,12 +878,12 @@ void on_destroy(void *data) {
   o->stopping = true;
   if (o->tick) o->host->timer_stop(o->tick);
   if (o->reconnect_timer) o->host->timer_stop(o->reconnect_timer);
-  if (o->ac) {
-    redisAsyncContext *c = o->ac;
-    o->ac = nullptr;
-    c->data = nullptr;
-    redisAsyncFree(c);  // callbacks run now, while the batches still exist
+  if (o->conn) {
+    Connection *c = o->conn;
+    o->conn = nullptr;
+    c->close();
   }
+  o->fail_expected();  // finishes the batches without telling the host
   delete o;
 }
 

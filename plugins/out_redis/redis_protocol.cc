@@ -4,6 +4,7 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <cstring>
 
 namespace ingestd::redis {
 
@@ -42,18 +43,36 @@ bool read_bulk(std::string_view s, size_t *pos, std::string_view *out) {
 
 }  // namespace
 
+namespace {
+
+// "<c><n>\r\n" into buf (at least 24 bytes); its length.
+size_t resp_head(char *buf, char c, size_t n) {
+  buf[0] = c;
+  char *p = std::to_chars(buf + 1, buf + 22, n).ptr;
+  p[0] = '\r';
+  p[1] = '\n';
+  return static_cast<size_t>(p + 2 - buf);
+}
+
+}  // namespace
+
+// Each writes its bytes with one resize of *out: commands are encoded for
+// every record, and a handful of appends per argument was most of that cost.
 void resp_array(std::string *out, size_t n) {
-  *out += '*';
-  append_number(out, n);
-  *out += "\r\n";
+  char head[24];
+  out->append(head, resp_head(head, '*', n));
 }
 
 void resp_bulk(std::string *out, std::string_view s) {
-  *out += '$';
-  append_number(out, s.size());
-  *out += "\r\n";
-  out->append(s);
-  *out += "\r\n";
+  char head[24];
+  size_t hn = resp_head(head, '$', s.size());
+  size_t old = out->size();
+  out->resize(old + hn + s.size() + 2);
+  char *w = out->data() + old;
+  std::memcpy(w, head, hn);
+  if (!s.empty()) std::memcpy(w + hn, s.data(), s.size());
+  w[hn + s.size()] = '\r';
+  w[hn + s.size() + 1] = '\n';
 }
 
 void resp_expire(std::string *out, std::string_view key, uint64_t ttl_ms) {
