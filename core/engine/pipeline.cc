@@ -85,7 +85,7 @@ uint64_t OutputRuntime::disk_bytes() const {
 
 void OutputRuntime::push_from_disk(RecordPtr r, DiskReader *reader, uint64_t seq) {
   origin_[r.get()] = {reader, seq};
-  size_t bytes = r->json().size();
+  size_t bytes = r->size();
   queue_.push(std::move(r), bytes, uv_now(pipeline_->env_.loop));
 }
 
@@ -340,6 +340,9 @@ bool Pipeline::init() {
     in->records_refused =
         env_.metrics->counter("ingestd_input_refused_records_total",
                               "Records refused with 503 because a queue was full", l);
+    in->requests_shed = env_.metrics->counter(
+        "ingestd_input_shed_requests_total",
+        "Requests refused with 503 before parsing because a queue was already full", l);
     if (!make_instance(in->inst, s, INGESTD_KIND_INPUT)) ok = false;
     InputRuntime *raw = in.get();
     in->inst.emit = [this, raw](std::string_view text) -> int {
@@ -400,7 +403,7 @@ void Pipeline::push_memory(std::vector<std::pair<size_t, RecordPtr>> &deliveries
   uint64_t now = uv_now(env_.loop);
   std::vector<bool> touched(outputs_.size(), false);
   for (auto &[o, r] : deliveries) {
-    size_t bytes = r->json().size();
+    size_t bytes = r->size();
     outputs_[o]->queue().push(std::move(r), bytes, now);
     touched[o] = true;
   }
@@ -446,7 +449,7 @@ Pipeline::IngestResult Pipeline::ingest(InputRuntime &input, std::vector<RecordP
   out_bytes_.assign(outputs_.size(), 0);
   for (auto &[o, r] : deliveries_) {
     out_records_[o] += 1;
-    out_bytes_[o] += r->json().size();
+    out_bytes_[o] += r->size();
   }
   size_t held = 0, adding = 0;
   for (size_t o = 0; o < outputs_.size(); ++o) {
@@ -507,6 +510,22 @@ Pipeline::IngestResult Pipeline::ingest(InputRuntime &input, std::vector<RecordP
   }
   push_memory(deliveries_);
   return IngestResult::Ok;
+}
+
+bool Pipeline::room_for(const InputRuntime &input) {
+  size_t held = 0;
+  for (const auto &o : outputs_)
+    held += o->queue().total_bytes();
+  if (held >= max_memory_) return false;
+  for (const auto &t : input.targets) {
+    for (size_t o : t.outputs)
+      if (!outputs_[o]->queue().can_accept(1, 0)) return false;
+  }
+  for (const auto &dr : input.disk_routes) {
+    const OutputRuntime &out = *outputs_[dr.output];
+    if (out.disk_bytes() >= out.max_disk) return false;
+  }
+  return true;
 }
 
 void PathMetrics::observe(MetricsRegistry *m, int status, size_t bytes, uint64_t latency_ms) {
@@ -583,6 +602,15 @@ void Pipeline::handle(const std::string &listener, http::Request &req, http::Res
     http::Response r = json_error(405, "method not allowed: use POST");
     r.headers.emplace_back("Allow", "POST, OPTIONS");
     responder.respond(std::move(r));
+    return;
+  }
+  // Shed load before parsing: under overload a body that cannot be queued
+  // costs nothing but this check (a malformed one then gets 503, not 400).
+  if (!room_for(input)) {
+    input.requests_shed->add();
+    http::Response full = json_error(503, "queue full, retry later");
+    full.headers.emplace_back("Retry-After", "1");
+    responder.respond(std::move(full));
     return;
   }
   json::BodyResult body = json::parse_body(req.body());
@@ -863,7 +891,7 @@ void Pipeline::retire_drained_logs(bool include_own) {
 bool Pipeline::enqueue_to(std::string_view output, RecordPtr record) {
   for (auto &o : outputs_) {
     if (o->inst.name != output) continue;
-    size_t bytes = record->json().size();
+    size_t bytes = record->size();
     o->queue().push(std::move(record), bytes, uv_now(env_.loop));
     o->pump();
     return true;

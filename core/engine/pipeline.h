@@ -56,6 +56,7 @@ struct InputRuntime {
   Counter *records_rejected = nullptr;  // invalid, answered in the rejected list
   Counter *records_unrouted = nullptr;  // accepted but matched no route
   Counter *records_refused = nullptr;   // accepted but refused with 503 (queue full)
+  Counter *requests_shed = nullptr;     // 503 before parsing: a queue was already full
   bool warned_unrouted = false;
   PathMetrics http;
   // Disk outputs this input reaches, each with the filter chains of the
@@ -227,6 +228,8 @@ class Pipeline {
   friend class OutputRuntime;
   friend class DiskLog;
   friend class DiskReader;
+  // False when a queue of the input's routes is already full (checked before parsing).
+  bool room_for(const InputRuntime &input);
   // Runs a filter chain on r; false when a filter dropped it.
   bool run_filters(const std::vector<size_t> &chain, RecordPtr &r);
   // Pushes deliveries to memory queues and pumps them (after admission).

@@ -18,20 +18,26 @@ struct Record {
   uint32_t refs = 0;
 
   // The record as compact JSON, serialised once for every output that wants it.
-  // Serialised into a per-thread buffer that keeps its capacity, then copied:
-  // one exact allocation per record instead of the string growing several
-  // times on the way.
   const std::string &json() {
     if (!json_valid_) {
-      thread_local std::string scratch;
-      scratch.clear();
-      json::serialize(root, &scratch);
-      json_.assign(scratch);
+      json_.clear();
+      if (size_valid_) json_.reserve(size_);  // one exact allocation, not growth
+      json::serialize(root, &json_);
       json_valid_ = true;
     }
     return json_;
   }
-  void modified() { json_valid_ = false; }
+  // The size of json(), without serialising when nobody asked for the text
+  // yet (queue accounting; outputs like redis never need the text).
+  size_t size() {
+    if (json_valid_) return json_.size();
+    if (!size_valid_) {
+      size_ = json::serialized_size(root);
+      size_valid_ = true;
+    }
+    return size_;
+  }
+  void modified() { json_valid_ = size_valid_ = false; }
 
   ingestd_record_t *abi() { return reinterpret_cast<ingestd_record_t *>(this); }
   static Record *from(ingestd_record_t *r) { return reinterpret_cast<Record *>(r); }
@@ -41,7 +47,9 @@ struct Record {
 
  private:
   std::string json_;
+  size_t size_ = 0;
   bool json_valid_ = false;
+  bool size_valid_ = false;
 };
 
 class RecordPtr {

@@ -976,7 +976,55 @@ void serialize_string(std::string_view s, std::string *out) {
   out->push_back('"');
 }
 
+size_t serialized_string_size(std::string_view s) {
+  size_t n = s.size() + 2;
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    if (!kEscapeClass[c]) continue;
+    switch (c) {
+      case '"':
+      case '\\':
+      case '\b':
+      case '\f':
+      case '\n':
+      case '\r':
+      case '\t':
+        n += 1;
+        break;
+      default:
+        n += 5;
+    }
+  }
+  return n;
+}
+
 }  // namespace
+
+size_t serialized_size(const Value &v) {
+  switch (v.kind()) {
+    case Kind::Null:
+      return 4;
+    case Kind::Bool:
+      return v.as_bool() ? 4 : 5;
+    case Kind::Number:
+      return v.number_text().size();
+    case Kind::String:
+      return serialized_string_size(v.as_string());
+    case Kind::Array: {
+      size_t n = 2 + (v.size() ? v.size() - 1 : 0);
+      for (size_t i = 0; i < v.size(); ++i)
+        n += serialized_size(v.at(i));
+      return n;
+    }
+    case Kind::Object: {
+      size_t n = 2 + (v.size() ? v.size() - 1 : 0);
+      for (size_t i = 0; i < v.size(); ++i)
+        n += serialized_string_size(v.key(i)) + 1 + serialized_size(v.value_at(i));
+      return n;
+    }
+  }
+  return 0;
+}
 
 void serialize(const Value &v, std::string *out) {
   switch (v.kind()) {

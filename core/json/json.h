@@ -145,6 +145,8 @@ bool parse(std::string_view text, Value *out, ParseError *err, const ParseOption
 // (\b \f \n \r \t, others as \u00XX); '/' and non-ASCII UTF-8 are written as they are. Numbers
 // are written as number_text().
 void serialize(const Value &v, std::string *out);
+// Exactly out->size() growth serialize(v, out) would cause, without writing.
+size_t serialized_size(const Value &v);
 std::string to_string(const Value &v);
 
 // Request bodies. One body gives one item per record it holds:

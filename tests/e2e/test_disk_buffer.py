@@ -310,7 +310,8 @@ class MaxDiskTest(unittest.TestCase):
         self.assertIn("Retry-After", headers)
         self.assertGreater(len(acked), 1000)
         d.wait_log(r"max_disk reached")
-        self.assertGreater(d.metric("ingestd_input_refused_records_total"), 0)
+        self.assertGreater(d.metric("ingestd_input_refused_records_total")
+                           + d.metric("ingestd_input_shed_requests_total"), 0)
         peer.control(unavailable_503_probability=0.0)
 
         def accepted_again():

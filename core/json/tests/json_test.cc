@@ -216,6 +216,26 @@ TEST(JsonString, SerializerEscapesControlCharacters) {
   EXPECT_EQ(to_string(o), R"({"k\"\n":"v"})");
 }
 
+TEST(JsonSerialize, SizeWithoutWritingIsExact) {
+  const char *texts[] = {
+      "null",
+      "true",
+      "false",
+      "-0.5e+10",
+      "\"\"",
+      "[]",
+      "{}",
+      "[1,[2,[]],{}]",
+      R"({"a":"q\"b\\c\n\t\r\b\f","\u0001k":"\u001f","u":"\u00e9\u4e2d","n":[null,true]})",
+  };
+  for (const char *t : texts) {
+    Value v;
+    ParseError err;
+    ASSERT_TRUE(parse(t, &v, &err)) << t << ": " << err.message;
+    EXPECT_EQ(serialized_size(v), to_string(v).size()) << t;
+  }
+}
+
 TEST(JsonString, Utf8PassesThrough) {
   const char *text = "\"gr\xC3\xBC\xC3\x9F \xE4\xB8\xAD \xF0\x9F\x9A\x80\"";
   EXPECT_EQ(round_trip(text), text);
