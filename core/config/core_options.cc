@@ -30,8 +30,8 @@ constexpr ingestd_option_t kService[] = {
     {"plugins_dir", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
      "Directory to load plugins from instead of the built-in one"},
     {"max_memory", INGESTD_OPT_SIZE, "1GiB", kReload, nullptr, 1, kSizeMax,
-     "Most record bytes all output queues together may hold in memory (split evenly among "
-     "workers); above it requests get 503"},
+     "Most memory the records of all output queues together may take, parsed form and JSON "
+     "text (split evenly among workers); above it requests get 503"},
     {"dead_letter_max_size", INGESTD_OPT_SIZE, "100MiB", 0, nullptr, 1, kSizeMax,
      "Size at which storage_dir/dead-letter.ndjson rotates to dead-letter.ndjson.1"},
     {"dead_letter_files", INGESTD_OPT_INT, "5", 0, nullptr, 0, 1000,
@@ -103,7 +103,8 @@ constexpr ingestd_option_t kOutput[] = {
     {"buffer", INGESTD_OPT_ENUM, "memory", 0, "memory|disk", kNoMin, kNoMax,
      "Where the queue lives: memory, or disk to survive crashes and restarts"},
     {"max_memory", INGESTD_OPT_SIZE, "64MiB", kReload, nullptr, 1, kSizeMax,
-     "Most record bytes queued in memory before requests get 503"},
+     "Most memory the output's queued and in-flight records may take (parsed form and JSON "
+     "text) before requests get 503"},
     {"max_records", INGESTD_OPT_INT, "100000", kReload, nullptr, 1, 1e12,
      "Most records queued before requests get 503"},
     {"max_disk", INGESTD_OPT_SIZE, "1GiB", kReload, nullptr, 1 << 20, kSizeMax,

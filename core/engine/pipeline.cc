@@ -53,7 +53,10 @@ void OutputRuntime::setup_metrics(MetricsRegistry *m) {
                             "Records written to the dead-letter file", l);
   batches = m->counter("ingestd_output_batches_total", "Batches handed to the output", l);
   queue_records = m->gauge("ingestd_output_queue_records", "Records queued or in flight", l);
-  queue_bytes = m->gauge("ingestd_output_queue_bytes", "Bytes queued or in flight", l);
+  queue_bytes =
+      m->gauge("ingestd_output_queue_bytes", "JSON bytes of the records queued or in flight", l);
+  queue_memory = m->gauge("ingestd_output_queue_memory_bytes",
+                          "Memory the records queued or in flight take (max_memory)", l);
   batch_latency = m->histogram("ingestd_output_batch_duration_seconds",
                                "Time from handing a batch to the output until it finished", l);
   if (disk) {
@@ -65,6 +68,7 @@ void OutputRuntime::setup_metrics(MetricsRegistry *m) {
 void OutputRuntime::update_gauges() {
   queue_records->set(static_cast<double>(queue_.total_records()));
   queue_bytes->set(static_cast<double>(queue_.total_bytes()));
+  queue_memory->set(static_cast<double>(memory_));
   if (disk_bytes_gauge) disk_bytes_gauge->set(static_cast<double>(disk_bytes()));
 }
 
@@ -85,8 +89,7 @@ uint64_t OutputRuntime::disk_bytes() const {
 
 void OutputRuntime::push_from_disk(RecordPtr r, DiskReader *reader, uint64_t seq) {
   origin_[r.get()] = {reader, seq};
-  size_t bytes = r->size();
-  queue_.push(std::move(r), bytes, uv_now(pipeline_->env_.loop));
+  push(std::move(r), uv_now(pipeline_->env_.loop));
 }
 
 void OutputRuntime::pump() {
@@ -164,6 +167,7 @@ void OutputRuntime::finish(Batch &b, ingestd_batch_status_type status) {
   records_retried->add(c.retried);
   // Records read from a disk log are acked there once delivered or dead-lettered.
   auto acked = [this](const RecordPtr &r) {
+    memory_ -= std::min(memory_, r->memory());
     if (origin_.empty()) return;
     auto it = origin_.find(r.get());
     if (it == origin_.end()) return;
@@ -199,6 +203,7 @@ size_t OutputRuntime::abandon() {
   // Records read from a disk log stay there for the next start.
   size_t lost = queue_.total_records() - origin_.size();
   origin_.clear();
+  memory_ = 0;
   // Batches the plugin still holds after on_stop: their callbacks must not run.
   for (auto &[id, b] : inflight_)
     b->on_done = nullptr;
@@ -246,7 +251,9 @@ bool Pipeline::init() {
     QueueLimits l;
     const auto &o = s.options;
     l.max_records = static_cast<size_t>(o.get_int("max_records"));
-    l.max_bytes = static_cast<size_t>(o.get_size("max_memory"));
+    // max_memory bounds what records take in memory (OutputRuntime::can_accept),
+    // not their JSON bytes, which only size batches.
+    l.max_bytes = SIZE_MAX;
     l.batch_max_records = static_cast<size_t>(o.get_int("batch_max_records"));
     l.batch_max_bytes = static_cast<size_t>(o.get_size("batch_max_bytes"));
     l.flush_interval_ms = static_cast<uint64_t>(o.get_duration_ms("flush_interval"));
@@ -261,6 +268,7 @@ bool Pipeline::init() {
     if (!make_instance(out->inst, s, INGESTD_KIND_OUTPUT)) ok = false;
     out->setup_metrics(env_.metrics);
     out->set_window(l);
+    out->set_max_memory(static_cast<size_t>(o.get_size("max_memory")));
     outputs_.push_back(std::move(out));
   }
   for (const auto &s : c.filters) {
@@ -403,8 +411,7 @@ void Pipeline::push_memory(std::vector<std::pair<size_t, RecordPtr>> &deliveries
   uint64_t now = uv_now(env_.loop);
   std::vector<bool> touched(outputs_.size(), false);
   for (auto &[o, r] : deliveries) {
-    size_t bytes = r->size();
-    outputs_[o]->queue().push(std::move(r), bytes, now);
+    outputs_[o]->push(std::move(r), now);
     touched[o] = true;
   }
   deliveries.clear();
@@ -449,17 +456,17 @@ Pipeline::IngestResult Pipeline::ingest(InputRuntime &input, std::vector<RecordP
   out_bytes_.assign(outputs_.size(), 0);
   for (auto &[o, r] : deliveries_) {
     out_records_[o] += 1;
-    out_bytes_[o] += r->size();
+    out_bytes_[o] += r->memory();
   }
   size_t held = 0, adding = 0;
   for (size_t o = 0; o < outputs_.size(); ++o) {
-    held += outputs_[o]->queue().total_bytes();
+    held += outputs_[o]->memory();
     adding += out_bytes_[o];
   }
   bool over_global = held + adding > max_memory_;
   for (size_t o = 0; o < outputs_.size(); ++o) {
     if (over_global ||
-        (out_records_[o] && !outputs_[o]->queue().can_accept(out_records_[o], out_bytes_[o]))) {
+        (out_records_[o] && !outputs_[o]->can_accept(out_records_[o], out_bytes_[o]))) {
       deliveries_.clear();
       input.records_refused->add(records.size());
       return IngestResult::Full;
@@ -515,11 +522,11 @@ Pipeline::IngestResult Pipeline::ingest(InputRuntime &input, std::vector<RecordP
 bool Pipeline::room_for(const InputRuntime &input) {
   size_t held = 0;
   for (const auto &o : outputs_)
-    held += o->queue().total_bytes();
+    held += o->memory();
   if (held >= max_memory_) return false;
   for (const auto &t : input.targets) {
     for (size_t o : t.outputs)
-      if (!outputs_[o]->queue().can_accept(1, 0)) return false;
+      if (!outputs_[o]->can_accept(1, 0)) return false;
   }
   for (const auto &dr : input.disk_routes) {
     const OutputRuntime &out = *outputs_[dr.output];
@@ -891,8 +898,7 @@ void Pipeline::retire_drained_logs(bool include_own) {
 bool Pipeline::enqueue_to(std::string_view output, RecordPtr record) {
   for (auto &o : outputs_) {
     if (o->inst.name != output) continue;
-    size_t bytes = record->size();
-    o->queue().push(std::move(record), bytes, uv_now(env_.loop));
+    o->push(std::move(record), uv_now(env_.loop));
     o->pump();
     return true;
   }

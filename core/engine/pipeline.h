@@ -98,6 +98,20 @@ class OutputRuntime {
   Instance inst;
 
   OutputQueue<RecordPtr> &queue() { return queue_; }
+  // Queues a record (admission was checked), counting its memory.
+  void push(RecordPtr r, uint64_t now_ms) {
+    memory_ += r->memory();
+    size_t bytes = r->size();
+    queue_.push(std::move(r), bytes, now_ms);
+  }
+  // Room for `records` more records taking `memory` bytes (max_records, max_memory).
+  bool can_accept(size_t records, size_t memory) const {
+    return queue_.can_accept(records, 0) && memory <= max_memory_ &&
+           memory_ <= max_memory_ - memory;
+  }
+  // Memory of the records queued or in flight (Record::memory()).
+  size_t memory() const { return memory_; }
+  void set_max_memory(size_t bytes) { max_memory_ = bytes; }
   void setup_metrics(MetricsRegistry *m);
   void start_timer(uv_loop_t *loop) { timer_.init(loop); }
   // Sends every batch the queue releases now, then arms the timer.
@@ -144,6 +158,7 @@ class OutputRuntime {
   Counter *batches = nullptr;
   Gauge *queue_records = nullptr;
   Gauge *queue_bytes = nullptr;
+  Gauge *queue_memory = nullptr;
   Histogram *batch_latency = nullptr;
   Gauge *disk_bytes_gauge = nullptr;
 
@@ -162,6 +177,8 @@ class OutputRuntime {
   bool again_ = false;
   bool stopped_ = false;
   size_t window_records_ = 0, window_bytes_ = 0;
+  size_t memory_ = 0;
+  size_t max_memory_ = SIZE_MAX;
   // Queued records read from a log: where to ack them once done.
   std::unordered_map<const Record *, std::pair<DiskReader *, uint64_t>> origin_;
 };

@@ -37,6 +37,17 @@ struct Record {
     }
     return size_;
   }
+  // What holding the record in a queue costs: the record, its parsed form and
+  // its JSON text (counted whether or not an output asked for it yet, so the
+  // figure does not change while the record is queued). Computed once, when
+  // it is first queued; filters have run by then.
+  size_t memory() {
+    if (memory_ == 0) {
+      memory_ = sizeof(Record) + root.heap_bytes() + (size() + 1 > 16 ? size() + 17 : 0) +
+                (tag.capacity() > 15 ? tag.capacity() + 17 : 0);
+    }
+    return memory_;
+  }
   void modified() { json_valid_ = size_valid_ = false; }
 
   ingestd_record_t *abi() { return reinterpret_cast<ingestd_record_t *>(this); }
@@ -48,6 +59,7 @@ struct Record {
  private:
   std::string json_;
   size_t size_ = 0;
+  size_t memory_ = 0;
   bool json_valid_ = false;
   bool size_valid_ = false;
 };

@@ -1000,6 +1000,42 @@ size_t serialized_string_size(std::string_view s) {
 
 }  // namespace
 
+namespace {
+
+// A heap block as glibc's malloc sees it: 16-byte granules plus a header.
+size_t block(size_t bytes) {
+  return bytes == 0 ? 0 : ((bytes + 15) & ~size_t{15}) + 16;
+}
+
+size_t string_heap(const std::string &s) {
+  // Short strings live inside the object (libstdc++'s small-string buffer).
+  return s.capacity() > 15 ? block(s.capacity() + 1) : 0;
+}
+
+}  // namespace
+
+size_t Value::heap_bytes() const {
+  switch (kind_) {
+    case Kind::String:
+    case Kind::Number:
+      return string_heap(s_);
+    case Kind::Array: {
+      size_t n = block(a_.capacity() * sizeof(Value));
+      for (const Value &e : a_)
+        n += e.heap_bytes();
+      return n;
+    }
+    case Kind::Object: {
+      size_t n = block(o_.capacity() * sizeof(Member));
+      for (const Member &m : o_)
+        n += string_heap(m.key) + m.value.heap_bytes();
+      return n;
+    }
+    default:
+      return 0;
+  }
+}
+
 size_t serialized_size(const Value &v) {
   switch (v.kind()) {
     case Kind::Null:

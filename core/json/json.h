@@ -97,6 +97,11 @@ class Value {
   // in the same order.
   friend bool operator==(const Value &a, const Value &b);
 
+  // Heap bytes this value owns (strings, arrays, members, recursively), with
+  // malloc's per-block overhead: what keeping it in a queue costs beyond
+  // sizeof(Value). An estimate of the allocator's view, not a measurement.
+  size_t heap_bytes() const;
+
  private:
   struct Member;
   friend class Parser;

@@ -268,6 +268,9 @@ class OutageTest(unittest.TestCase):
         acked = set(loader.acked)
         wait_for(lambda: stored(peer) >= len(acked), timeout=60, what="the backlog delivered")
         got = ids(peer)
+        # Delivered records no longer count against max_memory.
+        wait_for(lambda: d.metric("ingestd_output_queue_memory_bytes", output="es") == 0,
+                 what="queue memory back to 0")
         self.assertEqual(d.stop(), 0, d.log_text())
         return acked, got
 
@@ -282,6 +285,9 @@ class OutageTest(unittest.TestCase):
     def test_memory_buffer_answers_503_when_full_and_drops_nothing(self):
         peer, d, loader = self.outage("memory", "max_records = 500")
         wait_for(lambda: loader.statuses.get(503, 0) >= 20, timeout=60, what="503s once full")
+        # 500 parsed records take several times their JSON bytes.
+        self.assertGreater(d.metric("ingestd_output_queue_memory_bytes", output="es"),
+                           2 * d.metric("ingestd_output_queue_bytes", output="es"))
         acked, got = self.recover(peer, d, loader)
         # Exactly what was acknowledged: nothing lost, nothing from a refused request.
         self.assertEqual(got, acked)

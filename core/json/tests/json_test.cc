@@ -236,6 +236,22 @@ TEST(JsonSerialize, SizeWithoutWritingIsExact) {
   }
 }
 
+TEST(JsonValue, HeapBytesCountWhatTheValueOwns) {
+  EXPECT_EQ(Value::number(1).heap_bytes(), 0u);
+  EXPECT_EQ(Value::string("short").heap_bytes(), 0u);  // inside the string object
+  std::string long_text(1000, 'x');
+  EXPECT_GE(Value::string(long_text).heap_bytes(), 1001u);
+  Value obj;
+  ParseError err;
+  ASSERT_TRUE(
+      parse(R"({"a":1,"b":"0123456789abcdefghij","c":[1,2,3],"d":{"e":null}})", &obj, &err));
+  Value members_only;
+  ASSERT_TRUE(parse(R"({"a":1,"b":2,"c":3,"d":4})", &members_only, &err));
+  // Four members' storage at least, plus the long string, the array and the nested object.
+  EXPECT_GE(members_only.heap_bytes(), 4 * sizeof(Value));
+  EXPECT_GT(obj.heap_bytes(), members_only.heap_bytes() + 21 + 3 * sizeof(Value));
+}
+
 TEST(JsonString, Utf8PassesThrough) {
   const char *text = "\"gr\xC3\xBC\xC3\x9F \xE4\xB8\xAD \xF0\x9F\x9A\x80\"";
   EXPECT_EQ(round_trip(text), text);
