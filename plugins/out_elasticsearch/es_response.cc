@@ -358,6 +358,10 @@ bool parse_bulk_response(std::string_view body, BulkResponse *out, std::string *
     if (!r.peek(&c)) break;
     if (key == "errors" && (c == 't' || c == 'f')) {
       if (!r.boolean(&out->errors)) break;
+      if (!out->errors && !have_items) out->all_succeeded = true;
+    } else if (key == "items" && c == '[' && out->all_succeeded) {
+      have_items = true;
+      if (!r.skip()) break;  // checked for syntax, not read into items
     } else if (key == "items" && c == '[') {
       r.expect('[');
       have_items = true;

@@ -430,6 +430,11 @@ void apply_items(Output *o, Job *job, size_t b, size_t e, const BulkResponse &r,
                  const std::string &host) {
   const ingestd_host_t *h = o->host;
   size_t n = e - b;
+  if (r.all_succeeded) {
+    h->metric_add(o->m.items_created, static_cast<double>(n));
+    job->answered = true;
+    return;
+  }
   if (r.items.size() != n) {
     h->log(o->inst, INGESTD_LOG_WARN,
            "%s answered %zu bulk items for %zu documents; the unanswered ones are retried",

@@ -266,7 +266,27 @@ TEST(BulkResponse, NoErrorsAndEmptyItems) {
   std::string err;
   ASSERT_TRUE(parse_bulk_response(R"( {"errors":false,"took":1,"items":[]} )", &r, &err));
   EXPECT_FALSE(r.errors);
+  EXPECT_TRUE(r.all_succeeded);
   EXPECT_TRUE(r.items.empty());
+}
+
+TEST(BulkResponse, CleanAnswerIsSkippedButStillChecked) {
+  BulkResponse r;
+  std::string err;
+  ASSERT_TRUE(parse_bulk_response(
+      R"({"took":3,"errors":false,"items":[{"create":{"_id":"a","status":201}},{"create":{"status":201}}]})",
+      &r, &err))
+      << err;
+  EXPECT_TRUE(r.all_succeeded);
+  EXPECT_TRUE(r.items.empty());
+  // `errors` after `items`: the items were read already.
+  ASSERT_TRUE(
+      parse_bulk_response(R"({"items":[{"create":{"status":201}}],"errors":false})", &r, &err));
+  EXPECT_FALSE(r.all_succeeded);
+  EXPECT_EQ(r.items.size(), 1u);
+  // Skipping still rejects broken JSON and a missing items array.
+  EXPECT_FALSE(parse_bulk_response(R"({"errors":false,"items":[{"create":{]})", &r, &err));
+  EXPECT_FALSE(parse_bulk_response(R"({"errors":false})", &r, &err));
 }
 
 TEST(BulkResponse, LargeResponse) {
