@@ -698,9 +698,11 @@ void Pipeline::handle(const std::string &listener, http::Request &req, http::Res
   r.body += "}";
   IngestResult res = n > 0 ? ingest(input, accepted, &reply) : IngestResult::Ok;
   if (res == IngestResult::Full || res == IngestResult::DiskFull) {
-    http::Response full =
-        json_error(503, res == IngestResult::Full ? "queue full, retry later"
-                                                  : "disk buffer full, retry later");
+    std::string why =
+        res == IngestResult::Full ? "queue full, retry later" : "disk buffer full, retry later";
+    if (res == IngestResult::DiskFull && input.log && input.log->segments().broken())
+      why = "disk buffer cannot be written: " + input.log->segments().broken_reason();
+    http::Response full = json_error(503, why);
     full.headers.emplace_back("Retry-After", "1");
     reply.responder.respond(std::move(full));
     return;
