@@ -144,6 +144,7 @@ DiskLog::DiskLog(Pipeline *p, InputRuntime *input, std::string dir, std::unique_
   commit_timer_.init(loop);
   sync_timer_.init(loop);
   work_.data = this;
+  sync_work_.data = this;
   Labels l = {{"input", input->inst.name}};
   commits_ = p->env_.metrics->counter("ingestd_disk_commits_total",
                                       "Group commits written to the disk buffer", l);
@@ -153,7 +154,12 @@ DiskLog::DiskLog(Pipeline *p, InputRuntime *input, std::string dir, std::unique_
   const auto &o = log_->options();
   if (own_ && o.fsync == FsyncMode::Interval) {
     sync_timer_.start(o.fsync_interval_ms, o.fsync_interval_ms, [this] {
-      if (log_->commit_wanted(uv_now(pipeline_->env_.loop))) schedule_commit();
+      uint64_t now = uv_now(pipeline_->env_.loop);
+      if (log_->options().background_sync) {
+        if (log_->sync_wanted(now)) start_sync();
+      } else if (log_->commit_wanted(now)) {
+        schedule_commit();
+      }
     });
   }
 }
@@ -198,6 +204,34 @@ void DiskLog::after_work_cb(uv_work_t *w, int) {
   auto *self = static_cast<DiskLog *>(w->data);
   self->working_ = false;
   self->complete(std::move(self->job_));
+}
+
+void DiskLog::start_sync() {
+  if (syncing_ || closed_) return;
+  sync_job_ = log_->begin_sync(uv_now(pipeline_->env_.loop));
+  if (!sync_job_) return;
+  syncing_ = true;
+  if (uv_queue_work(pipeline_->env_.loop, &sync_work_, &DiskLog::sync_work_cb,
+                    &DiskLog::after_sync_cb) != 0) {
+    sync_job_->run();
+    after_sync_cb(&sync_work_, 0);
+  }
+}
+
+void DiskLog::sync_work_cb(uv_work_t *w) {
+  static_cast<DiskLog *>(w->data)->sync_job_->run();
+}
+
+void DiskLog::after_sync_cb(uv_work_t *w, int) {
+  auto *self = static_cast<DiskLog *>(w->data);
+  self->syncing_ = false;
+  std::string err = self->log_->finish_sync(std::move(self->sync_job_));
+  if (!err.empty()) {
+    self->pipeline_->env_.log->logf(LogLevel::Error, self->input_->inst.scope,
+                                    "disk buffer %s: sync failed, the log takes no more records "
+                                    "until restarted: %s",
+                                    self->dir_.c_str(), err.c_str());
+  }
 }
 
 void DiskLog::complete(std::unique_ptr<CommitJob> job) {
@@ -246,7 +280,7 @@ void DiskLog::fill_all() {
 }
 
 bool DiskLog::drained() const {
-  if (working_ || !waiters_.empty() || log_->pending_records() > 0) return false;
+  if (working_ || syncing_ || !waiters_.empty() || log_->pending_records() > 0) return false;
   for (const auto &r : readers_)
     if (!r->caught_up()) return false;
   return true;
@@ -265,6 +299,18 @@ uint64_t DiskLog::close() {
     }
   }
   closed_ = true;
+  if (!syncing_ && log_->options().background_sync) {
+    // What a clean stop wrote reaches the disk before the process goes.
+    if (auto sync = log_->begin_sync(uv_now(pipeline_->env_.loop))) {
+      sync->run();
+      std::string err = log_->finish_sync(std::move(sync));
+      if (!err.empty()) {
+        pipeline_->env_.log->logf(LogLevel::Error, input_->inst.scope,
+                                  "disk buffer %s: sync at shutdown failed: %s", dir_.c_str(),
+                                  err.c_str());
+      }
+    }
+  }
   uint64_t committed = log_->committed_through();
   uint64_t slowest = committed;  // records some output has not acked
   for (auto &r : readers_) {

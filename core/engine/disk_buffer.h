@@ -122,6 +122,10 @@ class DiskLog {
   void complete(std::unique_ptr<CommitJob> job);
   static void work_cb(uv_work_t *w);
   static void after_work_cb(uv_work_t *w, int status);
+  // fsync = "interval": the sync runs beside the commits (SegmentLog background_sync).
+  void start_sync();
+  static void sync_work_cb(uv_work_t *w);
+  static void after_sync_cb(uv_work_t *w, int status);
 
   Pipeline *pipeline_;
   InputRuntime *input_;
@@ -136,6 +140,9 @@ class DiskLog {
   uv_work_t work_{};
   std::unique_ptr<CommitJob> job_;  // on the thread pool
   bool working_ = false;
+  uv_work_t sync_work_{};
+  std::unique_ptr<SyncJob> sync_job_;  // on the thread pool
+  bool syncing_ = false;
   bool closed_ = false;
   Counter *commits_ = nullptr;
   Counter *commit_errors_ = nullptr;

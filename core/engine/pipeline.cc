@@ -734,6 +734,8 @@ SegmentLogOptions log_options(const config::Config &c, const InputRuntime &in,
     smallest_disk = std::min(smallest_disk, out.max_disk);
   }
   if (o.fsync_interval_ms == UINT64_MAX) o.fsync_interval_ms = 1000;
+  // Syncs run beside the commits: no request waits for an interval fdatasync.
+  o.background_sync = o.fsync == FsyncMode::Interval;
   o.segment_bytes = std::clamp<uint64_t>(smallest_disk / 8, uint64_t{4} << 10, uint64_t{64} << 20);
   o.new_reader_start = ReaderStart::Oldest;
   return o;

@@ -385,8 +385,65 @@ bool SegmentLog::sync_due(uint64_t now_ms) const {
 
 bool SegmentLog::commit_wanted(uint64_t now_ms) const {
   if (!pending_->offsets.empty()) return true;
-  return options_.fsync == FsyncMode::Interval && (unsynced_data_ || dir_dirty_) &&
-         sync_due(now_ms);
+  return options_.fsync == FsyncMode::Interval && !options_.background_sync &&
+         (unsynced_data_ || dir_dirty_) && sync_due(now_ms);
+}
+
+bool SegmentLog::sync_wanted(uint64_t now_ms) const {
+  return options_.fsync == FsyncMode::Interval && options_.background_sync && !sync_outstanding_ &&
+         !broken() && (unsynced_data_ || dir_dirty_) && sync_due(now_ms);
+}
+
+std::unique_ptr<SyncJob> SegmentLog::begin_sync(uint64_t now_ms) {
+  if (sync_outstanding_ || broken() || (!unsynced_data_ && !dir_dirty_)) return nullptr;
+  std::unique_ptr<SyncJob> job(new SyncJob);
+  job->io_ = io_;
+  job->begun_ms_ = now_ms;
+  // Every retained segment: earlier unsynced writes may sit in any of them,
+  // and syncing a clean file costs nothing.
+  for (const auto &[base, seg] : segments_) {
+    UniqueFd fd(::fcntl(seg.fd.get(), F_DUPFD_CLOEXEC, 0));
+    if (!fd.valid()) {
+      job->error_ = sys_error("dup", seg.path, errno);
+      break;
+    }
+    job->files_.emplace_back(std::move(fd), seg.path);
+  }
+  if (dir_dirty_ && job->error_.empty()) {
+    job->dir_ = UniqueFd(::fcntl(dir_fd_.get(), F_DUPFD_CLOEXEC, 0));
+    job->dir_path_ = options_.dir;
+    if (!job->dir_.valid()) job->error_ = sys_error("dup", options_.dir, errno);
+  }
+  // Commits from now on are unsynced again until the next job.
+  unsynced_data_ = false;
+  dir_dirty_ = false;
+  sync_outstanding_ = true;
+  return job;
+}
+
+void SyncJob::run() {
+  ran_ = true;
+  if (!error_.empty()) return;
+  for (const auto &[fd, path] : files_) {
+    if (io_->fdatasync(fd.get()) != 0) {
+      error_ = sys_error("fdatasync", path, errno);
+      return;
+    }
+  }
+  if (dir_.valid() && io_->fsync(dir_.get()) != 0) error_ = sys_error("fsync", dir_path_, errno);
+}
+
+std::string SegmentLog::finish_sync(std::unique_ptr<SyncJob> job) {
+  sync_outstanding_ = false;
+  if (!job) return "finish_sync: no job";
+  std::string err = job->ran_ ? job->error_ : "sync job was never run";
+  if (!err.empty()) {
+    broken_reason_ = "log unusable until reopened: " + err;
+    return err;
+  }
+  last_sync_ms_ = job->begun_ms_;
+  synced_once_ = true;
+  return "";
 }
 
 std::unique_ptr<CommitJob> SegmentLog::begin_commit(uint64_t now_ms) {
@@ -398,7 +455,8 @@ std::unique_ptr<CommitJob> SegmentLog::begin_commit(uint64_t now_ms) {
       sync = has_records;
       break;
     case FsyncMode::Interval:
-      sync = (has_records || unsynced_data_ || dir_dirty_) && sync_due(now_ms);
+      sync = !options_.background_sync && (has_records || unsynced_data_ || dir_dirty_) &&
+             sync_due(now_ms);
       break;
     case FsyncMode::Never:
       break;

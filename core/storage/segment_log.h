@@ -93,6 +93,10 @@ struct SegmentLogOptions {
   uint64_t segment_bytes = uint64_t{64} << 20;
   FsyncMode fsync = FsyncMode::Always;
   uint64_t fsync_interval_ms = 1000;  // FsyncMode::Interval only
+  // FsyncMode::Interval: commits never sync; the owner calls begin_sync()
+  // when sync_wanted() says so and runs the SyncJob on a thread while commits
+  // go on, so no write waits for an fdatasync. Same durability as Interval.
+  bool background_sync = false;
   ReaderStart new_reader_start = ReaderStart::Oldest;
   // Recently committed records kept in memory so that readers close behind
   // the writer read without a syscall. 0 disables it.
@@ -210,6 +214,28 @@ class CommitJob {
   std::string error_;
 };
 
+// A sync of everything committed before begin_sync(), on duplicated
+// descriptors (a segment deleted meanwhile stays open until the job ends):
+// run() may block on any thread while the log's owner keeps committing.
+class SyncJob {
+ public:
+  void run();
+  ~SyncJob() = default;
+  SyncJob(const SyncJob &) = delete;
+  SyncJob &operator=(const SyncJob &) = delete;
+
+ private:
+  friend class SegmentLog;
+  SyncJob() = default;
+  StorageIo *io_ = nullptr;
+  std::vector<std::pair<UniqueFd, std::string>> files_;
+  UniqueFd dir_;
+  std::string dir_path_;
+  uint64_t begun_ms_ = 0;
+  bool ran_ = false;
+  std::string error_;
+};
+
 struct CommitResult {
   bool ok = true;
   std::string error;       // when !ok: what failed, with path and errno text
@@ -324,6 +350,16 @@ class SegmentLog {
   // shutdown). Returns an ok, empty result when there was nothing to do.
   CommitResult commit_now(uint64_t now_ms);
 
+  // background_sync: a sync of what commits wrote so far, or null when there
+  // is nothing unsynced, one is outstanding or the log is broken.
+  std::unique_ptr<SyncJob> begin_sync(uint64_t now_ms);
+  // "" or the error; a failed fdatasync breaks the log (the kernel may have
+  // dropped the dirty pages), as a failed sync inside a commit does.
+  std::string finish_sync(std::unique_ptr<SyncJob> job);
+  // background_sync: unsynced data, fsync_interval_ms since the last sync
+  // began, and no sync outstanding.
+  bool sync_wanted(uint64_t now_ms) const;
+
   // Whether begin_commit(now_ms) has something to do (pending records, or an
   // Interval sync due), ignoring an outstanding job.
   bool commit_wanted(uint64_t now_ms) const;
@@ -382,6 +418,7 @@ class SegmentLog {
   uint64_t next_seq_ = 1;
   uint64_t committed_seq_ = 0;
   bool job_outstanding_ = false;
+  bool sync_outstanding_ = false;  // a background SyncJob
   uint64_t inflight_bytes_ = 0;
   uint64_t last_sync_ms_ = 0;
   bool synced_once_ = false;

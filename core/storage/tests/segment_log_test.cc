@@ -723,6 +723,64 @@ TEST(Fsync, IntervalSyncsAtMostEveryIntervalAndCatchesUpWhenIdle) {
   EXPECT_EQ(io.fsyncs, base_fsyncs + 1);   // the segment's directory entry, once
 }
 
+TEST(Fsync, BackgroundSyncRunsBesideCommits) {
+  TempDir tmp;
+  TestIo io;
+  SegmentLogOptions o = opts(tmp.path(), 1 << 20, FsyncMode::Interval);
+  o.fsync_interval_ms = 100;
+  o.background_sync = true;
+  o.io = &io;
+  auto log = must_open(o);
+  Reader &r = log->reader("r");
+  log->append("a");
+  CommitResult c = log->commit_now(1000);
+  EXPECT_TRUE(c.ok && !c.synced);  // commits never sync themselves
+  EXPECT_EQ(io.fdatasyncs, 0);
+  EXPECT_FALSE(log->commit_wanted(5000));
+  ASSERT_TRUE(log->sync_wanted(1000));  // never synced yet
+  auto sync = log->begin_sync(1000);
+  ASSERT_TRUE(sync);
+  EXPECT_FALSE(log->sync_wanted(1000));
+  EXPECT_EQ(log->begin_sync(1000), nullptr);  // one at a time
+  // Commits go on while the sync is outstanding.
+  log->append("b");
+  c = log->commit_now(1010);
+  EXPECT_TRUE(c.ok) << c.error;
+  sync->run();
+  EXPECT_EQ(log->finish_sync(std::move(sync)), "");
+  EXPECT_GE(io.fdatasyncs, 1);
+  // "b" came after the sync began: unsynced, due one interval after it.
+  EXPECT_FALSE(log->sync_wanted(1099));
+  EXPECT_TRUE(log->sync_wanted(1100));
+  sync = log->begin_sync(1100);
+  ASSERT_TRUE(sync);
+  sync->run();
+  EXPECT_EQ(log->finish_sync(std::move(sync)), "");
+  EXPECT_FALSE(log->sync_wanted(9999));  // nothing unsynced
+  Got g = read_all(r);
+  EXPECT_EQ(g.payloads, (std::vector<std::string>{"a", "b"}));
+}
+
+TEST(Fsync, BackgroundSyncFailureBreaksTheLog) {
+  TempDir tmp;
+  TestIo io;
+  SegmentLogOptions o = opts(tmp.path(), 1 << 20, FsyncMode::Interval);
+  o.background_sync = true;
+  o.io = &io;
+  auto log = must_open(o);
+  log->append("a");
+  ASSERT_TRUE(log->commit_now(0).ok);
+  auto sync = log->begin_sync(0);
+  ASSERT_TRUE(sync);
+  io.fail_fdatasync = true;
+  sync->run();
+  std::string err = log->finish_sync(std::move(sync));
+  EXPECT_NE(err.find("fdatasync " + tmp.path()), std::string::npos) << err;
+  EXPECT_TRUE(log->broken());
+  log->append("b");
+  EXPECT_FALSE(log->commit_now(0).ok);
+}
+
 TEST(Fsync, IntervalSyncsEarlierSegmentsWithUnsyncedData) {
   TempDir tmp;
   TestIo io;
