@@ -229,18 +229,22 @@ def raw_exchange(port, data, read_until_close=True, timeout=10):
         s.close()
 
 
-ES_PEER = os.path.join(SOURCE, "tests", "peers", "es_peer.py")
+PEERS = os.path.join(SOURCE, "tests", "peers")
+PEER_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
 
-class EsPeer:
-    """es_peer.py as a subprocess on 127.0.0.1."""
+class PeerScript:
+    """A test peer from tests/peers/ as a subprocess on 127.0.0.1: started on
+    the port it prints ("listening on 127.0.0.1:PORT"), stopped with SIGTERM
+    (by the test's cleanup when a test is given), JSON control calls."""
 
-    def __init__(self, test, *args, port=0):
-        self.args = args
-        self.proc = subprocess.Popen([sys.executable or "/usr/bin/python3", ES_PEER, "--port", str(port), *args],
+    def __init__(self, script, args, test=None, what=None):
+        what = what or script
+        self.proc = subprocess.Popen([PEER_PYTHON, os.path.join(PEERS, script)] + list(args),
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      stdin=subprocess.DEVNULL, text=True)
-        test.addCleanup(self.stop)
+        if test is not None:
+            test.addCleanup(self.stop)
         lines = queue.Queue()
         threading.Thread(target=lambda: lines.put(self.proc.stdout.readline()),
                          daemon=True).start()
@@ -249,9 +253,8 @@ class EsPeer:
         except queue.Empty:
             line = ""
         if not line.startswith("listening on 127.0.0.1:"):
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError("es_peer did not start: %r" % line)
+            self.kill()
+            raise AssertionError("%s did not start: %r" % (what, line))
         self.port = int(line.rsplit(":", 1)[1])
         self.url = "http://127.0.0.1:%d" % self.port
 
@@ -271,7 +274,7 @@ class EsPeer:
             self.proc.wait()
         self.proc.stdout.close()
 
-    def _call(self, method, path, body=None):
+    def call(self, method, path, body=None):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         try:
             conn.request(method, path, body=json.dumps(body) if body is not None else None,
@@ -283,14 +286,22 @@ class EsPeer:
         finally:
             conn.close()
 
+
+class EsPeer(PeerScript):
+    """tests/peers/es_peer.py."""
+
+    def __init__(self, test, *args, port=0):
+        self.args = args
+        super().__init__("es_peer.py", ["--port", str(port), *args], test, "es_peer")
+
     def control(self, **fields):
-        return self._call("POST", "/_control", fields)
+        return self.call("POST", "/_control", fields)
 
     def stats(self):
-        return self._call("GET", "/_peer/stats")
+        return self.call("GET", "/_peer/stats")
 
     def docs(self, index="*"):
-        return self._call("GET", "/_peer/docs?index=" + index)["docs"]
+        return self.call("GET", "/_peer/docs?index=" + index)["docs"]
 
     def count(self):
         try:

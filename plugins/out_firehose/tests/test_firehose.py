@@ -5,18 +5,14 @@ http input -> firehose output -> peer; records are checked by content through
 the peer's GET /_records.
 """
 
-import http.client
 import json
 import os
-import subprocess
 import sys
 import time
 import unittest
 
-from harness import SOURCE, Daemon, run_ingestd, wait_for
+from harness import Daemon, PeerScript, run_ingestd, wait_for
 
-PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-PEER = os.path.join(SOURCE, "tests", "peers", "firehose_peer.py")
 REGION = "eu-west-1"
 STREAM = "trace"
 AKID, SECRET = "AKIDFIREHOSETEST", "firehose-test-secret"
@@ -51,31 +47,14 @@ to = ["fh"]
 """
 
 
-class Peer:
+class Peer(PeerScript):
     """firehose_peer.py on a free port; stopped with SIGTERM."""
 
     def __init__(self, *extra):
-        self.proc = subprocess.Popen(
-            [PYTHON, PEER, "--port", "0", "--region", REGION, "--stream", STREAM,
-             "--credentials", "%s:%s" % (AKID, SECRET)] + list(extra),
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        line = self.proc.stdout.readline().decode()
-        if "listening on" not in line:
-            self.stop()
-            raise AssertionError("firehose peer did not start: %r" % line)
-        self.port = int(line.rsplit(":", 1)[1])
-
-    def call(self, method, path, body=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        try:
-            conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                         headers={"Content-Type": "application/json"})
-            r = conn.getresponse()
-            data = r.read()
-            assert r.status == 200, "%s %s -> %s %s" % (method, path, r.status, data[:200])
-            return json.loads(data)
-        finally:
-            conn.close()
+        super().__init__("firehose_peer.py",
+                         ["--port", "0", "--region", REGION, "--stream", STREAM,
+                          "--credentials", "%s:%s" % (AKID, SECRET)] + list(extra),
+                         what="firehose peer")
 
     def control(self, **fields):
         return self.call("POST", "/_control", fields)
@@ -97,16 +76,6 @@ class Peer:
 
     def stats(self):
         return self.call("GET", "/_stats")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
 
 
 def make_records(start, n):
