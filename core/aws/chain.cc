@@ -1,5 +1,6 @@
 // The credentials chain: resolution, background refresh, and each source.
 #include "aws/chain.h"
+#include "util/text.h"
 
 #include <cerrno>
 #include <chrono>
@@ -16,16 +17,6 @@ constexpr Chain::Source kOrder[] = {Chain::Source::Explicit,    Chain::Source::E
                                     Chain::Source::Profile,     Chain::Source::Imds};
 constexpr size_t kSources = sizeof kOrder / sizeof kOrder[0];
 constexpr const char *kScope = "aws credentials";
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() &&
-         (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
-    s.remove_prefix(1);
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
-    s.remove_suffix(1);
-  return s;
-}
 
 // Small local files only (token files, ~/.aws/*): read synchronously.
 bool read_small_file(const std::string &path, std::string *out, std::string *why) {
@@ -44,17 +35,6 @@ bool read_small_file(const std::string &path, std::string *out, std::string *why
   return true;
 }
 
-bool ieq(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
 std::string strip_slash(std::string s) {
   while (!s.empty() && s.back() == '/')
     s.pop_back();
@@ -63,7 +43,7 @@ std::string strip_slash(std::string s) {
 
 // The host of an http:// or https:// URL (brackets kept for IPv6).
 std::string url_host(std::string_view url, bool *https) {
-  *https = url.size() >= 8 && ieq(url.substr(0, 8), "https://");
+  *https = url.size() >= 8 && iequals(url.substr(0, 8), "https://");
   size_t start = url.find("://");
   if (start == std::string_view::npos) return {};
   std::string_view rest = url.substr(start + 3);
@@ -561,7 +541,7 @@ void Chain::fetch_profile(Done done) {
 }
 
 void Chain::fetch_imds(Done done) {
-  if (auto d = env("AWS_EC2_METADATA_DISABLED"); d && ieq(*d, "true")) {
+  if (auto d = env("AWS_EC2_METADATA_DISABLED"); d && iequals(*d, "true")) {
     done(std::nullopt, "AWS_EC2_METADATA_DISABLED=true");
     return;
   }

@@ -5,19 +5,10 @@
 #include <ctime>
 
 #include "json/json.h"
+#include "util/text.h"
 
 namespace ingestd::aws {
 namespace {
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() &&
-         (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
-    s.remove_prefix(1);
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
-    s.remove_suffix(1);
-  return s;
-}
 
 bool digits(std::string_view s, size_t pos, size_t n, int *out) {
   if (pos + n > s.size()) return false;

@@ -1,5 +1,6 @@
 // Typed option values and the parsers for sizes, durations and addresses.
 #include "config/options.h"
+#include "util/text.h"
 
 #include <arpa/inet.h>
 
@@ -93,25 +94,6 @@ const std::vector<std::pair<std::string, std::string>> &OptionValues::get_map(
 // ---- value syntaxes --------------------------------------------------------
 
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
-    s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
-    s.remove_suffix(1);
-  return s;
-}
 
 bool is_digit(char c) {
   return c >= '0' && c <= '9';

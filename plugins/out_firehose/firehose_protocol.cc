@@ -1,5 +1,6 @@
 // PutRecordBatch request bodies, a small JSON reader and AWS error codes.
 #include "firehose_protocol.h"
+#include "util/text.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -16,15 +17,6 @@ inline void encode3(const unsigned char *in, char *out) {
   out[1] = kAlphabet[((in[0] & 0x03) << 4) | (in[1] >> 4)];
   out[2] = kAlphabet[((in[1] & 0x0f) << 2) | (in[2] >> 6)];
   out[3] = kAlphabet[in[2] & 0x3f];
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
-    s.remove_suffix(1);
-  return s;
 }
 
 // Recursive descent over a string_view; depth-limited, no exceptions.

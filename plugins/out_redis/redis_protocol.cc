@@ -1,5 +1,6 @@
 // RESP encoding, error classification and the if_newer script.
 #include "redis_protocol.h"
+#include "util/text.h"
 
 #include <array>
 #include <cctype>
@@ -14,16 +15,6 @@ void append_number(std::string *out, uint64_t n) {
   char buf[24];
   auto r = std::to_chars(buf, buf + sizeof buf, n);
   out->append(buf, static_cast<size_t>(r.ptr - buf));
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::toupper(static_cast<unsigned char>(a[i])) !=
-        std::toupper(static_cast<unsigned char>(b[i])))
-      return false;
-  }
-  return true;
 }
 
 // Reads "$len\r\nDATA\r\n" at *pos; false if `s` does not hold one there.

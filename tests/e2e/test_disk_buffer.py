@@ -243,6 +243,17 @@ class StorageErrorTest(unittest.TestCase):
         self.assertEqual(d.proc.wait(30), 1, d.log_text())
         self.assertRegex(d.log_text(), r"disk buffer: cannot create .*/state/trace: Not a directory")
 
+    def test_logs_no_disk_output_reads_are_kept_and_said_at_start(self):
+        d = Daemon(STDOUT_DISK.format(fsync="never", batch=10))
+        self.addCleanup(d.kill)
+        orphan = os.path.join(d.dir, "state", "old_input", "w0-1-1-g1")
+        os.makedirs(orphan)
+        d.start()
+        d.wait_log(r"disk buffer logs in .*/state/old_input are not read: no input 'old_input' "
+                   r"routes to a disk output now; they are kept")
+        self.assertEqual(d.stop(), 0, d.log_text())
+        self.assertTrue(os.path.isdir(orphan))
+
     def test_max_disk_below_one_mib_is_a_config_error(self):
         d = Daemon(STDOUT_DISK.format(fsync="never", batch=10).replace(
             'buffer = "disk"', 'buffer = "disk"\nmax_disk = "64KiB"'))

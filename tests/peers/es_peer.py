@@ -507,21 +507,8 @@ class Handler(PeerHandler):
         qd = dict(q)
 
         # whole-request faults first (the node rejects before parsing items)
-        rng = st.config.rng
-        with st.config.lock:
-            vals = st.config._values
-            if vals["unavailable_503_next"] > 0:
-                vals["unavailable_503_next"] -= 1
-                unavailable = True
-            else:
-                unavailable = bool(vals["unavailable_503_probability"]) and \
-                    rng.random() < vals["unavailable_503_probability"]
-            if not unavailable and vals["reject_429_next"] > 0:
-                vals["reject_429_next"] -= 1
-                reject = True
-            else:
-                reject = bool(vals["reject_429_probability"]) and \
-                    rng.random() < vals["reject_429_probability"]
+        unavailable = st.config.fault("unavailable_503_next", "unavailable_503_probability")
+        reject = not unavailable and st.config.fault("reject_429_next", "reject_429_probability")
         if unavailable:
             raise HttpError(503, es_error("cluster_block_exception",
                                           "blocked by: [SERVICE_UNAVAILABLE/2/no master];", 503))

@@ -461,21 +461,8 @@ class Handler(PeerHandler):
                            "Records size exceeds 4 MB limit")
 
         # whole-call faults
-        rng = st.config.rng
-        with st.config.lock:
-            vals = st.config._values
-            if vals["internal_failure_next_calls"] > 0:
-                vals["internal_failure_next_calls"] -= 1
-                internal = True
-            else:
-                internal = bool(vals["internal_failure_probability"]) and \
-                    rng.random() < vals["internal_failure_probability"]
-            if not internal and vals["throttle_next_calls"] > 0:
-                vals["throttle_next_calls"] -= 1
-                throttle = True
-            else:
-                throttle = bool(vals["throttle_probability"]) and \
-                    rng.random() < vals["throttle_probability"]
+        internal = st.config.fault("internal_failure_next_calls", "internal_failure_probability")
+        throttle = not internal and st.config.fault("throttle_next_calls", "throttle_probability")
         if internal:
             raise ApiError(500, "InternalFailure",
                            "The request processing has failed because of an "
@@ -497,7 +484,7 @@ class Handler(PeerHandler):
                 st.record_counter += 1
                 n = st.record_counter
                 injected = (cfg["fail_every_n"] > 0 and n % cfg["fail_every_n"] == 0) or \
-                    (cfg["fail_probability"] > 0 and rng.random() < cfg["fail_probability"])
+                    (cfg["fail_probability"] > 0 and st.config.rng.random() < cfg["fail_probability"])
             code, msg = (fail_code, fail_msg) if injected else (None, None)
             if code is None and rec_bucket is not None and not rec_bucket.take(1):
                 code, msg = "ServiceUnavailableException", "Slow down."

@@ -212,6 +212,16 @@ class Config:
         with self.lock:
             return self._values[key]
 
+    def fault(self, next_key, probability_key):
+        """Whether a fault happens now: one of the `next_key` countdown (which
+        it uses up), else with `probability_key`'s probability."""
+        with self.lock:
+            if self._values[next_key] > 0:
+                self._values[next_key] -= 1
+                return True
+            p = self._values[probability_key]
+            return bool(p) and self.rng.random() < p
+
 
 def serve(server, name):
     """Print the listening line, serve until SIGTERM/SIGINT, exit 0."""

@@ -667,6 +667,25 @@ TEST(HttpServer, GracefulCloseFinishesRequestInProgress) {
   EXPECT_EQ(s.loop_close_rc(), 0);
 }
 
+TEST(HttpServer, GracefulCloseServesTheFirstRequestOfAFreshConnection) {
+  // Accepted a moment before the close, its request already on the way: a
+  // reset would lose a request the client sent (found under SIGHUP storms).
+  LoopServer s({}, echo);
+  Client fresh(s.port());
+  ASSERT_TRUE(wait_until([&] { return s.connection_count() == 1; }));
+  std::atomic<bool> done{false};
+  s.close(5000, [&] { done = true; });
+  ASSERT_TRUE(fresh.send(post("/", "first")));
+  auto r = fresh.read_response();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "first");
+  EXPECT_EQ(r.header("Connection"), "close");
+  EXPECT_TRUE(fresh.wait_eof());
+  EXPECT_TRUE(wait_until([&] { return done.load(); }));
+  s.stop();
+  EXPECT_EQ(s.loop_close_rc(), 0);
+}
+
 TEST(HttpServer, GracefulCloseDeadlineForcesClose) {
   std::atomic<int> called{0};
   std::vector<Responder> held;
