@@ -243,7 +243,7 @@ bool sign_request(HttpRequest *req, const Credentials &creds, std::string_view s
 
   const bool s3 = service == "s3";
   const bool wants_content_sha = s3 || service == "aoss";
-  std::string payload_hash = sha256_hex(req->body);
+  std::string payload_hash = sha256_hex(req->payload());
   std::string date = amz_date(now_s);
   for (auto name :
        {"authorization", "host", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256"}) {

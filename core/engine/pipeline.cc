@@ -194,6 +194,7 @@ void OutputRuntime::finish(Batch &b, ingestd_batch_status_type status) {
     pipeline_->env_.log->logf(LogLevel::Debug, inst.scope, "%zu records will be retried",
                               c.retried);
   }
+  pipeline_->releaser_.release(owned->records);
   pump();
 }
 
@@ -214,7 +215,7 @@ size_t OutputRuntime::abandon() {
 // ---- Pipeline
 
 Pipeline::Pipeline(std::shared_ptr<const Setup> setup, PipelineEnv env)
-    : setup_(std::move(setup)), cfg_(setup_->config.get()), env_(env) {
+    : setup_(std::move(setup)), cfg_(setup_->config.get()), env_(env), releaser_(env_.loop) {
   if (env_.loop) {
     http_ = std::make_unique<HttpClient>(env_.loop, env_.log, env_.metrics);
     aws_ = std::make_unique<aws::Registry>(http_.get(), env_.log, env_.metrics);

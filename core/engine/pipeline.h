@@ -20,6 +20,7 @@
 #include "config/config.h"
 #include "engine/api_keys.h"
 #include "engine/dead_letter.h"
+#include "engine/record_releaser.h"
 #include "engine/router.h"
 #include "engine/setup.h"
 #include "host/instance.h"
@@ -270,6 +271,7 @@ class Pipeline {
   // every instance. Declared before the instances: destroyed after them.
   std::unique_ptr<HttpClient> http_;
   std::unique_ptr<aws::Registry> aws_;
+  RecordReleaser releaser_;
   std::vector<std::unique_ptr<InputRuntime>> inputs_;
   std::vector<std::unique_ptr<FilterRuntime>> filters_;
   std::vector<std::unique_ptr<OutputRuntime>> outputs_;

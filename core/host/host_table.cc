@@ -1,7 +1,9 @@
 // The host functions plugins call: options, logging, timers, metrics,
 // records and batches. Each casts the opaque handle back to the host type.
+#include <algorithm>
 #include <chrono>
 #include <cstdarg>
+#include <cstddef>
 #include <cstring>
 
 #include "aws/chain.h"
@@ -84,6 +86,29 @@ void host_timer_stop(ingestd_timer_t *timer) {
       return;
     }
   }
+}
+
+void on_soon(uv_idle_t *h) {
+  auto *in = static_cast<Instance *>(h->data);
+  std::vector<std::pair<ingestd_timer_cb, void *>> calls;
+  calls.swap(in->soon);
+  uv_idle_stop(h);  // a callback that calls call_soon starts it again
+  for (auto [cb, arg] : calls)
+    cb(arg);
+}
+
+int host_call_soon(ingestd_instance_t *inst, ingestd_timer_cb cb, void *arg) {
+  Instance *in = Instance::from(inst);
+  if (!in->loop || !cb) return -1;
+  if (!in->soon_idle) {
+    auto *h = new uv_idle_t;
+    uv_idle_init(in->loop, h);
+    h->data = in;
+    in->soon_idle = UvHandle<uv_idle_t>(h);
+  }
+  in->soon.emplace_back(cb, arg);
+  uv_idle_start(in->soon_idle.get(), on_soon);
+  return 0;
 }
 
 uint64_t host_now_ms(ingestd_instance_t *inst) {
@@ -300,10 +325,22 @@ ingestd_http_call_t *refuse_http(Instance *in, const char *why) {
   return nullptr;
 }
 
-ingestd_http_call_t *host_http_request(ingestd_instance_t *inst, const ingestd_http_request_t *req,
+// The plugin's request as this host's struct: fields past the size the
+// plugin was built with read as 0 (struct_size 0 is the ABI 1.0 size).
+ingestd_http_request_t whole_request(const ingestd_http_request_t *req) {
+  ingestd_http_request_t r{};
+  size_t n = req->struct_size ? req->struct_size : offsetof(ingestd_http_request_t, body_lent);
+  std::memcpy(&r, req, std::min<size_t>(n, sizeof r));
+  return r;
+}
+
+ingestd_http_call_t *host_http_request(ingestd_instance_t *inst,
+                                       const ingestd_http_request_t *plugin_req,
                                        ingestd_http_done_cb cb, void *arg) {
   Instance *in = Instance::from(inst);
-  if (!req || !cb) return refuse_http(in, "no request or no callback");
+  if (!plugin_req || !cb) return refuse_http(in, "no request or no callback");
+  const ingestd_http_request_t whole = whole_request(plugin_req);
+  const ingestd_http_request_t *req = &whole;
   if (!in->http) return refuse_http(in, "no HTTP client in this process");
   try {
     HttpRequest r;
@@ -313,7 +350,13 @@ ingestd_http_call_t *host_http_request(ingestd_instance_t *inst, const ingestd_h
       const ingestd_http_header_t &h = req->headers[i];
       if (h.name) r.headers.emplace_back(h.name, h.value ? h.value : "");
     }
-    if (req->body && req->body_len) r.body.assign(req->body, req->body_len);
+    if (req->body && req->body_len) {
+      if (req->body_lent) {
+        r.lent_body = std::string_view(req->body, req->body_len);
+      } else {
+        r.body.assign(req->body, req->body_len);
+      }
+    }
     r.timeout_ms = req->timeout_ms ? req->timeout_ms : 30000;
     if (req->ca_file) r.ca_file = req->ca_file;
     if (req->client_cert) r.client_cert = req->client_cert;
@@ -437,6 +480,7 @@ const ingestd_host_t kHost = {
     host_http_cancel,
     host_aws_credentials,
     host_aws_credentials_source,
+    host_call_soon,
 };
 
 }  // namespace
@@ -477,6 +521,8 @@ void Instance::destroy() {
   initialized = false;
   data = nullptr;
   timers.clear();
+  soon.clear();
+  soon_idle.reset();
 }
 
 }  // namespace ingestd

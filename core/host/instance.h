@@ -49,6 +49,9 @@ struct Instance {
   bool started = false;
   std::string scratch;  // value_json's buffer
   std::vector<std::unique_ptr<PluginTimer>> timers;
+  // call_soon: what runs on the next loop turn, from an idle handle.
+  std::vector<std::pair<ingestd_timer_cb, void *>> soon;
+  UvHandle<uv_idle_t> soon_idle;
   // Inputs: route a record built from JSON text (emit_json).
   std::function<int(std::string_view)> emit;
   // The worker's HTTP client and AWS credentials chains (http_request,
@@ -70,7 +73,7 @@ struct Instance {
   // on_stop, then the HTTP calls still in flight end with "cancelled" (their
   // callbacks run before stop() returns, so before on_destroy).
   void stop();
-  // on_destroy, then the timers the plugin left running.
+  // on_destroy, then the timers and call_soon calls the plugin left.
   void destroy();
   ~Instance() { destroy(); }
 };

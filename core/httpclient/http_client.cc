@@ -249,7 +249,8 @@ void HttpClient::launch(HttpCall *c) {
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
   }
 
-  bool with_body = !r.body.empty();
+  std::string_view payload = r.payload();
+  bool with_body = !payload.empty();
   if (r.method == "GET" && !with_body) {
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
   } else if (r.method == "HEAD") {
@@ -258,8 +259,8 @@ void HttpClient::launch(HttpCall *c) {
     if (r.method != "POST") curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r.method.c_str());
     if (with_body || r.method == "POST" || r.method == "PUT" || r.method == "PATCH") {
       // The body lives in the call until it is freed: no copy by curl.
-      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
-      curl_easy_setopt(e, CURLOPT_POSTFIELDS, r.body.data());
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(payload.size()));
+      curl_easy_setopt(e, CURLOPT_POSTFIELDS, payload.data());
     }
   }
 

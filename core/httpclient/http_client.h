@@ -36,6 +36,12 @@ struct HttpRequest {
   std::string url;  // absolute http:// or https://
   HttpHeaders headers;
   std::string body;
+  // A body the caller keeps valid and unchanged until the callback has run,
+  // sent instead of `body` (no copy of a large request) when not empty.
+  std::string_view lent_body;
+  std::string_view payload() const {
+    return lent_body.empty() ? std::string_view(body) : lent_body;
+  }
   uint64_t timeout_ms = 30000;      // whole exchange, from start(); 0 means 30 s
   uint64_t connect_timeout_ms = 0;  // 0: the whole timeout
   std::string ca_file, client_cert, client_key;

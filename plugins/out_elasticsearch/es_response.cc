@@ -1,7 +1,9 @@
 // The response side of the elasticsearch output: see es_response.h.
 #include "es_response.h"
 
+#include <charconv>
 #include <cstdlib>
+#include <system_error>
 
 namespace ingestd::es {
 
@@ -118,6 +120,17 @@ class Reader {
   }
 
   bool number(double *out) {
+    std::string_view text;
+    if (!number_text(&text)) return false;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
+    if (end != text.data() + text.size() ||
+        (ec != std::errc() && ec != std::errc::result_out_of_range))
+      return fail("bad number");
+    return true;
+  }
+
+  // The characters of a number, not converted (skipping one costs no strtod).
+  bool number_text(std::string_view *text) {
     ws();
     size_t start = pos_;
     if (pos_ < s_.size() && s_[pos_] == '-') ++pos_;
@@ -125,11 +138,8 @@ class Reader {
                                 s_[pos_] == 'E' || s_[pos_] == '+' || s_[pos_] == '-')) {
       ++pos_;
     }
-    if (pos_ == start) return fail("expected a number");
-    std::string text(s_.substr(start, pos_ - start));
-    char *end = nullptr;
-    *out = std::strtod(text.c_str(), &end);
-    if (end != text.c_str() + text.size()) return fail("bad number");
+    if (pos_ == start || !isdigit(s_[pos_ - 1])) return fail("expected a number");
+    *text = s_.substr(start, pos_ - start);
     return true;
   }
 
@@ -176,8 +186,8 @@ class Reader {
       pos_ += 4;
       return true;
     }
-    double d;
-    return number(&d);
+    std::string_view text;
+    return number_text(&text);
   }
 
   bool fail(std::string why) {

@@ -37,6 +37,10 @@ bool parse_bulk_response(std::string_view body, BulkResponse *out, std::string *
 
 constexpr size_t kMaxReasonBytes = 2000;
 
+// The filter_path of every _bulk request: the top-level flag and each item's
+// status and error, nothing else (ES and OpenSearch "response filtering").
+inline constexpr const char *kBulkFilterPath = "errors,items.*.status,items.*.error";
+
 // What becomes of one document.
 enum class ItemResult {
   Created,     // 2xx

@@ -29,6 +29,10 @@ Behaviour and where it comes from
 * Mapping errors: ES >= 8.8 reports document_parsing_exception, ES 7 and
   OpenSearch mapper_parsing_exception; reason "failed to parse field [F] of
   type [T] in document with id 'ID'. Preview of field's value: 'V'".
+* filter_path (Elasticsearch reference, "Common options", response
+  filtering): comma-separated dot paths; "*" matches any part of a field
+  name, "**" any number of levels, a leading "-" excludes; arrays are
+  transparent; objects left empty are dropped; nothing matched gives {}.
 * Rejections: item or whole-request 429 es_rejected_execution_exception
   (write thread pool / indexing pressure); 503 cluster_block_exception; 413
   with an empty body when the (decompressed) body exceeds
@@ -157,7 +161,8 @@ class State:
     def _fresh_stats():
         return {"bulk_calls": 0, "bulk_by_status": {}, "items_by_status": {},
                 "items_by_action": {}, "gzip_calls": 0, "auth_failures": 0,
-                "auth_failures_by_reason": {}, "requests": 0, "bytes_received": 0}
+                "auth_failures_by_reason": {}, "requests": 0, "bytes_received": 0,
+                "filtered_responses": 0}
 
     def bump(self, key, sub, n=1):
         with self.lock:
@@ -266,6 +271,80 @@ def preview(value):
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _segment_matches(pattern, key):
+    return re.fullmatch(".*".join(map(re.escape, pattern.split("*"))), key) is not None
+
+
+def _filter(value, paths, include):
+    """Applies filter_path paths (lists of segments, none empty) to value.
+    Returns (matched_anything, filtered_value)."""
+    if isinstance(value, list):
+        out, hit = [], False
+        for v in value:
+            h, fv = _filter(v, paths, include)
+            hit = hit or h
+            if include and h:
+                out.append(fv)
+            elif not include and fv != {}:
+                out.append(fv)
+        return hit, out
+    if not isinstance(value, dict):
+        return False, value
+    out, hit = {}, False
+    for k, v in value.items():
+        whole, rest = False, []
+        for p in paths:
+            if p[0] == "**":
+                rest.append(p)  # ** keeps matching deeper levels
+                if len(p) == 1:
+                    whole = True
+                elif _segment_matches(p[1], k):
+                    if len(p) == 2:
+                        whole = True
+                    else:
+                        rest.append(p[2:])
+            elif _segment_matches(p[0], k):
+                if len(p) == 1:
+                    whole = True
+                else:
+                    rest.append(p[1:])
+        if include:
+            if whole:
+                out[k], hit = v, True
+            elif rest:
+                h, fv = _filter(v, rest, True)
+                if h and fv not in ({}, []):
+                    out[k], hit = fv, True
+        else:
+            if whole:
+                hit = True
+                continue
+            if rest:
+                h, fv = _filter(v, rest, False)
+                hit = hit or h
+                if isinstance(v, (dict, list)) and h and fv in ({}, []):
+                    continue
+                out[k] = fv
+            else:
+                out[k] = v
+    return hit, out
+
+
+def filter_path(obj, spec):
+    """The response as ES shapes it for ?filter_path=spec."""
+    includes, excludes = [], []
+    for f in spec.split(","):
+        f = f.strip()
+        if not f:
+            continue
+        (excludes if f.startswith("-") else includes).append(f.lstrip("-").split("."))
+    if includes:
+        _, obj = _filter(obj, includes, True)
+    if excludes:
+        _, obj = _filter(obj, excludes, False)
+    return obj
 
 
 class Handler(PeerHandler):
@@ -469,6 +548,11 @@ class Handler(PeerHandler):
         sleep_for(delay)
         if "took" in obj:
             obj["took"] = int((time.monotonic() - t0) * 1000)
+        spec = dict(urllib.parse.parse_qsl(url.query)).get("filter_path")
+        if spec:
+            with st.lock:
+                st.stats["filtered_responses"] += 1
+            obj = filter_path(obj, spec)
         self.answer(status, obj)
 
     def bulk_inner(self, url, default_index, raw, cfg):

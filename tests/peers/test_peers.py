@@ -373,6 +373,48 @@ class EsPeerTest(unittest.TestCase):
         p.json("POST", "/_peer/reset")
         self.assertEqual(self.docs(p), {})
 
+    def test_filter_path_shapes_the_bulk_answer(self):
+        p = self.start()
+        body = ndjson({"create": {"_index": "f", "_id": "a"}}, {"v": 1},
+                      {"create": {"_index": "f", "_id": "a"}}, {"v": 2},
+                      {"create": {"_index": "f", "_id": "b"}}, {"v": 3})
+        # What the elasticsearch output asks for: every item keeps its status,
+        # so items still line up with documents; errors keep type and reason.
+        st, out = self.bulk(p, body, path="/_bulk?filter_path=errors,items.*.status,items.*.error")
+        self.assertEqual(st, 200)
+        self.assertEqual(set(out), {"errors", "items"})
+        self.assertTrue(out["errors"])
+        self.assertEqual(out["items"][0], {"create": {"status": 201}})
+        self.assertEqual(out["items"][2], {"create": {"status": 201}})
+        conflict = out["items"][1]["create"]
+        self.assertEqual(set(conflict), {"status", "error"})
+        self.assertEqual(conflict["status"], 409)
+        self.assertEqual(conflict["error"]["type"], "version_conflict_engine_exception")
+        # The documented example: only the failed items remain.
+        body = ndjson({"create": {"_index": "f", "_id": "a"}}, {"v": 4},
+                      {"create": {"_index": "f", "_id": "c"}}, {"v": 5})
+        st, out = self.bulk(p, body, path="/_bulk?filter_path=items.*.error")
+        self.assertEqual(list(out), ["items"])
+        self.assertEqual(len(out["items"]), 1)
+        self.assertEqual(out["items"][0]["create"]["error"]["type"],
+                         "version_conflict_engine_exception")
+        # Wildcards across levels, exclusion, and nothing matched.
+        body = ndjson({"create": {"_index": "f", "_id": "d"}}, {"v": 6})
+        st, out = self.bulk(p, body, path="/_bulk?filter_path=**.result")
+        self.assertEqual(out, {"items": [{"create": {"result": "created"}}]})
+        body = ndjson({"create": {"_index": "f", "_id": "e"}}, {"v": 7})
+        st, out = self.bulk(p, body, path="/_bulk?filter_path=-items,-took")
+        self.assertEqual(out, {"errors": False})
+        body = ndjson({"create": {"_index": "f", "_id": "g"}}, {"v": 8})
+        st, out = self.bulk(p, body, path="/_bulk?filter_path=nothing.here")
+        self.assertEqual(out, {})
+        # Errors of the whole request are not filtered (ES builds them unfiltered).
+        st, out = self.bulk(p, b"{}", path="/_bulk?filter_path=items.*.status")
+        self.assertEqual(st, 400)
+        self.assertIn("error", out)
+        _, stats = p.json("GET", "/_peer/stats")
+        self.assertEqual(stats["filtered_responses"], 5)
+
     def test_request_level_errors(self):
         p = self.start("--max-content-length", "2000")
         st, out = self.bulk(p, ndjson({"index": {"_index": "i"}}, {"a": 1}).rstrip(b"\n"))

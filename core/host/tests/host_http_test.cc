@@ -1,7 +1,7 @@
 // The HTTP client and AWS credentials host functions through the plugin ABI:
 // a signed PutRecordBatch accepted by tests/peers/firehose_peer.py, chain
 // dedupe, cancel, and Instance::stop() ending calls still in flight before
-// on_destroy.
+// on_destroy; call_soon.
 #include <gtest/gtest.h>
 
 #include <poll.h>
@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include "testing/peer_process.h"
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,8 @@ extern char **environ;
 
 namespace ingestd {
 namespace {
+
+using Peer = ingestd::testing::PeerProcess;
 
 bool run_until(uv_loop_t *loop, const std::function<bool()> &done, uint64_t timeout_ms = 10000) {
   uint64_t deadline = uv_hrtime() / 1000000 + timeout_ms;
@@ -150,6 +153,11 @@ class HostHttpTest : public ::testing::Test {
     return ntohs(reinterpret_cast<sockaddr_in *>(&bound)->sin_port);
   }
 
+  // A signed PutRecordBatch through the ABI, accepted by firehose_peer.py.
+  // `scribble` overwrites the body's buffer as soon as http_request returns:
+  // what is sent must still be what was handed over (the host copied it).
+  Result put(uint32_t struct_size, int body_lent, bool scribble);
+
   uv_loop_t loop_{};
   Logger log_{2, LogLevel::Error};
   MetricsRegistry metrics_;
@@ -260,12 +268,85 @@ TEST_F(HostHttpTest, StopEndsCallsInFlightBeforeOnDestroy) {
                                       "callback cancelled", "on_destroy"}));
 }
 
-using Peer = ingestd::testing::PeerProcess;
-
 TEST_F(HostHttpTest, SignedPutRecordBatchThroughTheAbi) {
+  Result res = put(sizeof(ingestd_http_request_t), 0, true);
+  EXPECT_EQ(res.error, "");
+  EXPECT_EQ(res.status, 200) << res.body;
+  EXPECT_NE(res.body.find("\"FailedPutCount\": 0"), std::string::npos) << res.body;
+  bool lower = !res.headers.empty();
+  for (const auto &[k, v] : res.headers)
+    for (char ch : k)
+      lower = lower && !(ch >= 'A' && ch <= 'Z');
+  EXPECT_TRUE(lower);
+}
+
+TEST_F(HostHttpTest, LentBodyIsSentWithoutACopyAndSigned) {
+  Result res = put(sizeof(ingestd_http_request_t), 1, false);
+  EXPECT_EQ(res.error, "");
+  EXPECT_EQ(res.status, 200) << res.body;
+  EXPECT_NE(res.body.find("\"FailedPutCount\": 0"), std::string::npos) << res.body;
+}
+
+TEST_F(HostHttpTest, AbiOneZeroRequestNeverReadsBodyLent) {
+  // Built for ABI 1.0: body_lent lies past struct_size and must read as 0,
+  // whatever the memory there holds, so the body is copied.
+  Result res = put(offsetof(ingestd_http_request_t, body_lent), 1, true);
+  EXPECT_EQ(res.error, "");
+  EXPECT_EQ(res.status, 200) << res.body;
+  EXPECT_NE(res.body.find("\"FailedPutCount\": 0"), std::string::npos) << res.body;
+}
+
+void count_call(void *arg) {
+  ++*static_cast<int *>(arg);
+}
+
+struct Again {
+  const ingestd_host_t *host;
+  ingestd_instance_t *inst;
+  int runs = 0;
+};
+void run_again(void *arg) {
+  auto *a = static_cast<Again *>(arg);
+  if (++a->runs < 3) a->host->call_soon(a->inst, run_again, a);
+}
+
+TEST_F(HostHttpTest, CallSoonRunsOnceOnALaterTurn) {
+  ASSERT_TRUE(INGESTD_HOST_HAS(host_, call_soon));
+  int runs = 0;
+  EXPECT_EQ(host_->call_soon(inst_->abi(), count_call, &runs), 0);
+  EXPECT_EQ(host_->call_soon(inst_->abi(), nullptr, &runs), -1);
+  EXPECT_EQ(runs, 0);  // never inside call_soon
+  uv_run(&loop_, UV_RUN_NOWAIT);
+  EXPECT_EQ(runs, 1);
+  uv_run(&loop_, UV_RUN_NOWAIT);
+  EXPECT_EQ(runs, 1);  // once
+
+  // One scheduled from its own callback waits for the next turn (a 0 ms
+  // timer restarted from its callback runs again in the same turn).
+  Again a{host_, inst_->abi()};
+  host_->call_soon(inst_->abi(), run_again, &a);
+  uv_run(&loop_, UV_RUN_NOWAIT);
+  EXPECT_EQ(a.runs, 1);
+  uv_run(&loop_, UV_RUN_NOWAIT);
+  EXPECT_EQ(a.runs, 2);
+  uv_run(&loop_, UV_RUN_NOWAIT);
+  uv_run(&loop_, UV_RUN_NOWAIT);
+  EXPECT_EQ(a.runs, 3);
+}
+
+TEST_F(HostHttpTest, CallSoonPendingAtDestroyIsDropped) {
+  int runs = 0;
+  host_->call_soon(inst_->abi(), count_call, &runs);
+  inst_->destroy();
+  uv_run(&loop_, UV_RUN_NOWAIT);
+  uv_run(&loop_, UV_RUN_NOWAIT);
+  EXPECT_EQ(runs, 0);
+}
+
+Result HostHttpTest::put(uint32_t struct_size, int body_lent, bool scribble) {
   Peer fh({INGESTD_PYTHON, PEERS_DIR "/firehose_peer.py", "--port", "0", "--region",
            "ap-northeast-2", "--stream", "trace", "--credentials", "ASIAABI:abisecret:abitoken"});
-  ASSERT_GT(fh.port(), 0);
+  EXPECT_GT(fh.port(), 0);
   ingestd_aws_config_t cfg{};
   cfg.access_key_id = "ASIAABI";
   cfg.secret_access_key = "abisecret";
@@ -276,6 +357,7 @@ TEST_F(HostHttpTest, SignedPutRecordBatchThroughTheAbi) {
   ingestd_http_header_t headers[] = {{"Content-Type", "application/x-amz-json-1.1"},
                                      {"X-Amz-Target", "Firehose_20150804.PutRecordBatch"}};
   ingestd_http_request_t req{};
+  req.struct_size = struct_size;
   req.method = "POST";
   req.url = url.c_str();
   req.headers = headers;
@@ -286,19 +368,14 @@ TEST_F(HostHttpTest, SignedPutRecordBatchThroughTheAbi) {
   req.aws = aws;
   req.aws_service = "firehose";
   req.aws_region = "ap-northeast-2";
+  req.body_lent = body_lent;
   Result res;
-  ASSERT_NE(host_->http_request(inst_->abi(), &req, on_done, &res), nullptr);
+  EXPECT_NE(host_->http_request(inst_->abi(), &req, on_done, &res), nullptr);
+  if (scribble) body.assign(body.size(), 'x');
   EXPECT_EQ(res.calls, 0);
-  ASSERT_TRUE(run_until(&loop_, [&] { return res.calls == 1; }));
-  EXPECT_EQ(res.error, "");
-  EXPECT_EQ(res.status, 200) << res.body;
-  EXPECT_NE(res.body.find("\"FailedPutCount\": 0"), std::string::npos) << res.body;
-  bool lower = !res.headers.empty();
-  for (const auto &[k, v] : res.headers)
-    for (char ch : k)
-      lower = lower && !(ch >= 'A' && ch <= 'Z');
-  EXPECT_TRUE(lower);
+  EXPECT_TRUE(run_until(&loop_, [&] { return res.calls == 1; }));
   EXPECT_STREQ(host_->aws_credentials_source(aws), "config");
+  return res;
 }
 
 }  // namespace

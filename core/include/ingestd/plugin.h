@@ -27,7 +27,7 @@ extern "C" {
 #endif
 
 #define INGESTD_ABI_MAJOR 1
-#define INGESTD_ABI_MINOR 0
+#define INGESTD_ABI_MINOR 1
 
 #if defined(__GNUC__)
 #define INGESTD_EXPORT __attribute__((visibility("default")))
@@ -168,7 +168,7 @@ typedef struct ingestd_http_request_type_ {
   const char *url;                      /* absolute http:// or https:// URL */
   const ingestd_http_header_t *headers; /* copied */
   size_t header_count;
-  const char *body; /* copied before http_request returns */
+  const char *body; /* copied before http_request returns, unless body_lent */
   size_t body_len;
   uint64_t timeout_ms; /* whole exchange; 0 means 30 s */
   /* SigV4: when `aws` and `aws_service` are set the host signs the request
@@ -182,6 +182,9 @@ typedef struct ingestd_http_request_type_ {
   const char *client_cert;
   const char *client_key;
   int insecure;
+  /* ABI 1.1: non-zero when the plugin keeps `body` valid and unchanged
+   * until the callback has run; the host then sends it without a copy. */
+  int body_lent;
 } ingestd_http_request_t;
 
 typedef struct ingestd_http_response_type_ {
@@ -318,6 +321,16 @@ typedef struct ingestd_host_type_ {
   /* Where the chain's current credentials came from ("environment",
    * "web identity", "imds", ...) or NULL while none were found yet; for logs. */
   const char *(*aws_credentials_source)(ingestd_aws_t *aws);
+
+  /* ---- ABI 1.1 ---- */
+
+  /* Calls cb(arg) once on a later turn of the worker's loop, after the I/O
+   * ready by then has been handled (a libuv idle callback). Long work done a
+   * slice per call (building a large request body) then holds no request up
+   * for long; a 0 ms timer would not yield, libuv runs it again in the same
+   * turn. Calls still pending when the instance is destroyed are dropped;
+   * after on_stop they still run. 0, or -1 without a loop or callback. */
+  int (*call_soon)(ingestd_instance_t *inst, ingestd_timer_cb cb, void *arg);
 } ingestd_host_t;
 
 #define INGESTD_HOST_HAS(host, fn) \

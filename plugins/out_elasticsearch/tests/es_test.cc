@@ -308,6 +308,28 @@ TEST(BulkResponse, LargeResponse) {
   EXPECT_EQ(r.items[19999].status, 19999 % 7 ? 201 : 429);
 }
 
+TEST(BulkResponse, FilteredAnswerAsTheOutputAsksForIt) {
+  // ?filter_path=errors,items.*.status,items.*.error: statuses keep the
+  // positions, errors keep type and reason.
+  BulkResponse r;
+  std::string err;
+  ASSERT_TRUE(parse_bulk_response(
+      R"({"errors":true,"items":[{"create":{"status":201}},{"create":{"status":409,"error":{"type":"version_conflict_engine_exception","reason":"[a]: version conflict"}}},{"create":{"status":400,"error":{"type":"document_parsing_exception","reason":"bad"}}},{"create":{"status":2.01e2}}]})",
+      &r, &err))
+      << err;
+  ASSERT_EQ(r.items.size(), 4u);
+  EXPECT_EQ(classify_item(r.items[0]), ItemResult::Created);
+  EXPECT_EQ(classify_item(r.items[1]), ItemResult::Conflict);
+  EXPECT_EQ(classify_item(r.items[2]), ItemResult::DeadLetter);
+  EXPECT_EQ(item_reason(r.items[2]), "document_parsing_exception: bad");
+  EXPECT_EQ(r.items[3].status, 201);
+  EXPECT_STREQ(kBulkFilterPath, "errors,items.*.status,items.*.error");
+  // Numbers are checked while skipped too.
+  EXPECT_FALSE(
+      parse_bulk_response(R"({"errors":false,"items":[{"create":{"status":-}}]})", &r, &err));
+  EXPECT_FALSE(parse_bulk_response(R"({"items":[{"create":{"status":2e}}]})", &r, &err));
+}
+
 TEST(BulkResponse, LongReasonsAreCut) {
   std::string reason(5000, 'x');
   std::string body =

@@ -153,6 +153,9 @@ class ElasticsearchOutputTest(unittest.TestCase):
             self.assertEqual(by_seq[i]["_id"], murmur3_id(compact(docs[i])))
             self.assertEqual(by_seq[i]["_source"], docs[i])
         stats = peer.stats()
+        # Every answer was filtered to statuses and errors (filter_path), and
+        # per-item retries still found their documents.
+        self.assertEqual(stats["filtered_responses"], stats["bulk_calls"])
         self.assertGreater(stats["items_by_status"].get("429", 0), 10000)
         self.assertGreaterEqual(d.metric("ingestd_elasticsearch_items_retried_total"),
                                 stats["items_by_status"]["429"])
