@@ -71,8 +71,13 @@ def wrk(port, path, connections, seconds, body=None, env_extra=None, threads=1):
 
 
 class Process:
-    def __init__(self, cmd, cpu=SERVER_CPU, **kw):
-        self.p = subprocess.Popen(["taskset", "-c", cpu] + cmd, **kw)
+    """A process pinned to `cpu` (a taskset list). idle=True runs it under
+    SCHED_IDLE: it gets only CPU time nothing else wants, so a stand-in for a
+    remote service (a test peer) never takes time from the server or wrk."""
+
+    def __init__(self, cmd, cpu=SERVER_CPU, idle=False, **kw):
+        prefix = ["chrt", "--idle", "0"] if idle else []
+        self.p = subprocess.Popen(["taskset", "-c", cpu] + prefix + cmd, **kw)
 
     @property
     def pid(self):
