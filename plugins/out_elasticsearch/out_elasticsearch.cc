@@ -56,6 +56,9 @@ constexpr size_t kMinLearnedBodyBytes = 1 << 20;
 // turn: a whole 1,000-record batch takes ~0.5 ms, and every request arriving
 // meanwhile would wait for it.
 constexpr size_t kDocsPerSlice = 32;
+// Finished bodies kept for reuse, and the largest kept.
+constexpr size_t kSpareBodies = 2;
+constexpr size_t kMaxSpareBodyBytes = 8 << 20;
 
 const ingestd_option_t kOwnOptions[] = {
     {"hosts", INGESTD_OPT_STRING_LIST, nullptr, INGESTD_OPT_REQUIRED, nullptr, kNoMin, kNoMax,
@@ -195,6 +198,9 @@ struct Output {
   std::deque<Job *> preparing;  // jobs whose body is still being built, oldest first
   bool slice_due = false;       // prepare_slice is scheduled (call_soon)
   size_t doc_bytes = 0;         // NDJSON bytes per document in the last job: sizes the next body
+  // Bodies of finished jobs, kept for the next ones: freeing and allocating
+  // a few hundred KiB each time costs an munmap and fresh pages.
+  std::vector<std::string> spare_bodies;
   std::set<Call *> calls;
   Metrics m{};
   uint64_t last_refused_log_ms = 0;
@@ -305,6 +311,10 @@ void plan_ranges(Output *o, Job *job) {
 void finish_job(Output *o, Job *job, ingestd_batch_status_type status) {
   o->jobs.erase(job);
   ingestd_batch_t *b = job->batch;
+  if (o->spare_bodies.size() < kSpareBodies && job->body.capacity() <= kMaxSpareBodyBytes) {
+    job->body.clear();
+    o->spare_bodies.push_back(std::move(job->body));
+  }
   delete job;
   o->host->batch_done(b, status);
 }
@@ -810,6 +820,10 @@ void on_flush(void *data, ingestd_batch_t *batch) {
   job->docs.reserve(n);
   // Growing a body of 200 KB and more by doubling copies it and touches
   // fresh pages on the way, in the middle of a slice.
+  if (!o->spare_bodies.empty()) {
+    job->body = std::move(o->spare_bodies.back());
+    o->spare_bodies.pop_back();
+  }
   if (o->doc_bytes) job->body.reserve(n * (o->doc_bytes + o->doc_bytes / 8));
   o->jobs.insert(job);
   o->preparing.push_back(job);
