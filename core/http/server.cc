@@ -67,13 +67,14 @@ class ServerImpl {
   std::function<void()> done_;
 };
 
-// One accepted socket. Owned by itself (self_) from accept until both of its
+// One accepted socket. Owned by itself (self_) from accept until its three
 // handles have closed; Responders hold weak references.
 class Connection final : public ConnectionIo, public std::enable_shared_from_this<Connection> {
  public:
   explicit Connection(ServerImpl &server)
       : server_(server), core_(server.config_, server.inflater_, *this) {
-    tcp_.data = timer_.data = write_req_.data = continue_req_.data = shutdown_req_.data = this;
+    tcp_.data = timer_.data = written_.data = write_req_.data = continue_req_.data =
+        shutdown_req_.data = this;
   }
 
   void respond(uint64_t seq, Response &&r) {
@@ -113,6 +114,9 @@ class Connection final : public ConnectionIo, public std::enable_shared_from_thi
   ServerImpl &server_;
   uv_tcp_t tcp_;
   uv_timer_t timer_;
+  // Reports an answer written at once (uv_try_write) on the next loop turn,
+  // as a uv_write callback would.
+  uv_idle_t written_;
   uint64_t deadline_ms_ = 0;   // loop time the state machine's timeout ends; 0: none
   uint64_t timer_due_ms_ = 0;  // when the armed uv timer fires
   bool timer_armed_ = false;
@@ -132,14 +136,36 @@ class Connection final : public ConnectionIo, public std::enable_shared_from_thi
 int Connection::io_write(std::string_view data, bool response) {
   if (closing_) return UV_ECANCELED;
   uv_buf_t buf = uv_buf_init(const_cast<char *>(data.data()), static_cast<unsigned>(data.size()));
+  auto *stream = reinterpret_cast<uv_stream_t *>(&tcp_);
+  if (response) {
+    // An answer nearly always fits the socket buffer. Written here, it needs
+    // no write request, and libuv (1.44) then does not re-arm the socket in
+    // epoll after the completion: one epoll_ctl per request saved. The core
+    // still learns of the write on the next loop turn. (try_write refuses
+    // while an earlier write, a 100 Continue, is queued: order is kept.)
+    int n = uv_try_write(stream, &buf, 1);
+    if (n == static_cast<int>(buf.len)) {
+      uv_idle_start(&written_, [](uv_idle_t *h) {
+        uv_idle_stop(h);
+        auto *c = static_cast<Connection *>(h->data);
+        if (!c->closing_) c->guarded([&] { c->core_.on_write_done(0); });
+      });
+      return 0;
+    }
+    if (n > 0) {
+      buf.base += n;
+      buf.len -= static_cast<unsigned>(n);
+    } else if (n != UV_EAGAIN) {
+      return n;
+    }
+  }
   uv_write_t *req = response ? &write_req_ : &continue_req_;
-  return uv_write(req, reinterpret_cast<uv_stream_t *>(&tcp_), &buf, 1,
-                  [](uv_write_t *req, int status) {
-                    auto *c = static_cast<Connection *>(req->data);
-                    // 100 Continue needs no report: a broken socket fails the answer too.
-                    if (c->closing_ || req != &c->write_req_) return;
-                    c->guarded([&] { c->core_.on_write_done(status); });
-                  });
+  return uv_write(req, stream, &buf, 1, [](uv_write_t *req, int status) {
+    auto *c = static_cast<Connection *>(req->data);
+    // 100 Continue needs no report: a broken socket fails the answer too.
+    if (c->closing_ || req != &c->write_req_) return;
+    c->guarded([&] { c->core_.on_write_done(status); });
+  });
 }
 
 void Connection::io_read(bool on) {
@@ -248,6 +274,7 @@ void Connection::close() {
   };
   uv_close(reinterpret_cast<uv_handle_t *>(&tcp_), on_close);
   uv_close(reinterpret_cast<uv_handle_t *>(&timer_), on_close);
+  uv_close(reinterpret_cast<uv_handle_t *>(&written_), on_close);
 }
 
 // --- ServerImpl ------------------------------------------------------------------
@@ -370,7 +397,8 @@ void ServerImpl::accept() {
   auto c = std::make_shared<Connection>(*this);
   uv_tcp_init(loop_, &c->tcp_);
   uv_timer_init(loop_, &c->timer_);
-  c->open_handles_ = 2;
+  uv_idle_init(loop_, &c->written_);
+  c->open_handles_ = 3;
   c->self_ = c;
   c->next_ = head_;
   if (head_ != nullptr) head_->prev_ = c.get();
