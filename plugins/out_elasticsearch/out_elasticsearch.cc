@@ -827,8 +827,9 @@ void on_flush(void *data, ingestd_batch_t *batch) {
   if (o->doc_bytes) job->body.reserve(n * (o->doc_bytes + o->doc_bytes / 8));
   o->jobs.insert(job);
   o->preparing.push_back(job);
-  // A job behind another waits for its turn, which is scheduled.
-  if (o->preparing.size() == 1 && prepare_slice(o)) schedule_slices(o);
+  // Not even a first slice now: on_flush runs inside the request that filled
+  // the batch, and the requests that came with it would wait for the slice.
+  schedule_slices(o);
 }
 
 void on_stop(void *data) {
