@@ -113,6 +113,33 @@ TEST(HttpServer, ManyPipelinedRequestsBeyondTheReadBuffer) {
   EXPECT_EQ(good, n);
 }
 
+TEST(HttpServer, AnswersLargerThanTheSocketBuffersArriveWholeAndInOrder) {
+  // An 8 MB answer cannot be written at once (try_write takes what fits and
+  // the rest goes through uv_write); the pipelined requests behind it are
+  // answered only after it, and the small ones in between are written at once.
+  ServerLimits l;
+  l.max_body = 16 << 20;
+  l.body_timeout_ms = 30000;
+  LoopServer s(l, echo);
+  Client c(s.port());
+  std::string big(8 << 20, 'b');
+  for (size_t i = 0; i < big.size(); i += 4096)
+    big[i] = static_cast<char>('a' + (i / 4096) % 26);
+  std::string all = post("/big1", big) + post("/small", "s") + post("/big2", big);
+  std::thread sender([&] { c.send(all); });
+  auto r1 = c.read_response();
+  auto r2 = c.read_response();
+  auto r3 = c.read_response();
+  sender.join();
+  EXPECT_EQ(r1.status_line, "HTTP/1.1 200 OK");
+  EXPECT_EQ(r1.header("X-Path"), "/big1");
+  EXPECT_TRUE(r1.body == big);
+  EXPECT_EQ(r2.header("X-Path"), "/small");
+  EXPECT_EQ(r2.body, "s");
+  EXPECT_EQ(r3.header("X-Path"), "/big2");
+  EXPECT_TRUE(r3.body == big);
+}
+
 TEST(HttpServer, RequestSplitByteByByte) {
   LoopServer s({}, echo);
   Client c(s.port());
