@@ -89,6 +89,9 @@ struct Call {
   uint32_t attempt = 0;  // resends of these records by this output so far
   uint64_t not_before_ms = 0;
   ingestd_http_call_t *handle = nullptr;
+  // The PutRecordBatch request, lent to the host (body_lent) until the
+  // callback: up to 4 MiB that is not copied.
+  std::string body;
 };
 
 struct Metrics {
@@ -126,7 +129,6 @@ struct FirehoseOutput {
   std::deque<Call *> ready;
   std::unordered_set<Call *> inflight;
   std::unordered_set<Job *> jobs;
-  std::string body;  // request scratch; http_request copies it
   Metrics m{};
 
   // Rate-limited logging: one line per class a minute at most.
@@ -301,6 +303,7 @@ void FirehoseOutput::send(Call *c) {
     for (uint32_t i : c->plan.records[k].items)
       records[k].push_back(c->job->pieces[i]);
   }
+  std::string &body = c->body;
   body.clear();
   build_put_record_batch(stream, records, newline, &body);
 
@@ -316,6 +319,7 @@ void FirehoseOutput::send(Call *c) {
   req.header_count = sizeof headers / sizeof headers[0];
   req.body = body.data();
   req.body_len = body.size();
+  req.body_lent = 1;
   req.timeout_ms = timeout_ms;
   req.aws = aws;
   req.aws_service = "firehose";
