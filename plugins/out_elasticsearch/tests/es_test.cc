@@ -284,9 +284,20 @@ TEST(BulkResponse, CleanAnswerIsSkippedButStillChecked) {
       parse_bulk_response(R"({"items":[{"create":{"status":201}}],"errors":false})", &r, &err));
   EXPECT_FALSE(r.all_succeeded);
   EXPECT_EQ(r.items.size(), 1u);
-  // Skipping still rejects broken JSON and a missing items array.
+  // Skipping still checks the structure, and that there are items.
   EXPECT_FALSE(parse_bulk_response(R"({"errors":false,"items":[{"create":{]})", &r, &err));
   EXPECT_FALSE(parse_bulk_response(R"({"errors":false})", &r, &err));
+  EXPECT_FALSE(parse_bulk_response(R"({"errors":false,"items":[{"create":{"status":201}})", &r,
+                                   &err));  // cut short
+  EXPECT_FALSE(parse_bulk_response(R"({"errors":false,"items":[{"a":"x\"}]})", &r, &err));
+  ASSERT_TRUE(parse_bulk_response(
+      R"({"errors":false,"items":[{"create":{"_id":"a\\","r":"]}\"[{"}}],"took":1})", &r, &err))
+      << err;
+  EXPECT_TRUE(r.all_succeeded);
+  std::string deep =
+      R"({"errors":false,"items":[)" + std::string(100, '[') + std::string(100, ']') + "]}";
+  EXPECT_FALSE(parse_bulk_response(deep, &r, &err));
+  EXPECT_NE(err.find("nested too deeply"), std::string::npos) << err;
 }
 
 TEST(BulkResponse, LargeResponse) {
@@ -324,10 +335,9 @@ TEST(BulkResponse, FilteredAnswerAsTheOutputAsksForIt) {
   EXPECT_EQ(item_reason(r.items[2]), "document_parsing_exception: bad");
   EXPECT_EQ(r.items[3].status, 201);
   EXPECT_STREQ(kBulkFilterPath, "errors,items.*.status,items.*.error");
-  // Numbers are checked while skipped too.
-  EXPECT_FALSE(
-      parse_bulk_response(R"({"errors":false,"items":[{"create":{"status":-}}]})", &r, &err));
+  // Items that are read are checked to the number.
   EXPECT_FALSE(parse_bulk_response(R"({"items":[{"create":{"status":2e}}]})", &r, &err));
+  EXPECT_FALSE(parse_bulk_response(R"({"items":[{"create":{"status":-}}]})", &r, &err));
 }
 
 TEST(BulkResponse, LongReasonsAreCut) {
