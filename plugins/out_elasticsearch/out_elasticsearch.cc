@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "common/aws_options.h"
+#include "common/slices.h"
 #include "es_bulk.h"
 #include "es_hosts.h"
 #include "es_response.h"
@@ -195,9 +196,9 @@ struct Output {
 
   bool stopping = false;
   std::set<Job *> jobs;
-  std::deque<Job *> preparing;  // jobs whose body is still being built, oldest first
-  bool slice_due = false;       // prepare_slice is scheduled (call_soon)
-  size_t doc_bytes = 0;         // NDJSON bytes per document in the last job: sizes the next body
+  std::deque<Job *> preparing;     // jobs whose body is still being built, oldest first
+  ingestd::common::Slices slices;  // runs prepare_slice
+  size_t doc_bytes = 0;            // NDJSON bytes per document in the last job: sizes the next body
   // Bodies of finished jobs, kept for the next ones: freeing and allocating
   // a few hundred KiB each time costs an munmap and fresh pages.
   std::vector<std::string> spare_bodies;
@@ -233,6 +234,7 @@ void update_available(Output *o) {
 }
 
 void send_next(Output *o, Job *job);
+bool prepare_slice(void *arg);
 
 // Appends the action line and source of a record to job->body; false with
 // *why (and nothing appended) when the record can never be indexed (it is
@@ -645,6 +647,7 @@ int on_init(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_
   auto *o = new Output;
   o->host = host;
   o->inst = inst;
+  o->slices.init(host, inst, prepare_slice, o);
   std::string err;
 
   size_t n = host->option_list_size(cfg, "hosts");
@@ -761,11 +764,10 @@ int on_start(void *data) {
   return 0;
 }
 
-void on_slice_due(void *arg);
-
 // Builds the next slice of the oldest job still being prepared and sends a
 // job whose body is complete. True when slices remain.
-bool prepare_slice(Output *o) {
+bool prepare_slice(void *arg) {
+  auto *o = static_cast<Output *>(arg);
   const ingestd_host_t *h = o->host;
   if (o->preparing.empty() || o->stopping) return false;
   Job *job = o->preparing.front();
@@ -786,25 +788,6 @@ bool prepare_slice(Output *o) {
     send_next(o, job);  // may finish (and free) the job
   }
   return !o->preparing.empty() && !o->stopping;
-}
-
-// The next slice waits for the next loop turn, so that requests that arrived
-// meanwhile are served first.
-void schedule_slices(Output *o) {
-  const ingestd_host_t *h = o->host;
-  if (o->slice_due) return;
-  if (INGESTD_HOST_HAS(h, call_soon) && h->call_soon(o->inst, on_slice_due, o) == 0) {
-    o->slice_due = true;
-    return;
-  }
-  while (prepare_slice(o)) {  // an ABI 1.0 host: all at once
-  }
-}
-
-void on_slice_due(void *arg) {
-  auto *o = static_cast<Output *>(arg);
-  o->slice_due = false;
-  if (prepare_slice(o)) schedule_slices(o);
 }
 
 void on_flush(void *data, ingestd_batch_t *batch) {
@@ -829,7 +812,7 @@ void on_flush(void *data, ingestd_batch_t *batch) {
   o->preparing.push_back(job);
   // Not even a first slice now: on_flush runs inside the request that filled
   // the batch, and the requests that came with it would wait for the slice.
-  schedule_slices(o);
+  o->slices.schedule();
 }
 
 void on_stop(void *data) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/aws_options.h"
+#include "common/slices.h"
 #include "firehose_pack.h"
 #include "firehose_protocol.h"
 #include "ingestd/plugin.h"
@@ -136,7 +137,7 @@ struct FirehoseOutput {
   // per loop turn (call_soon), as a 500-record batch would hold every request
   // arriving meanwhile for ~0.2 ms.
   std::deque<Job *> preparing;
-  bool slice_due = false;
+  ingestd::common::Slices slices;  // runs prepare_slice
   Metrics m{};
 
   // Rate-limited logging: one line per class a minute at most.
@@ -146,7 +147,6 @@ struct FirehoseOutput {
 
   void flush(ingestd_batch_t *b);
   bool prepare_slice();
-  void schedule_slices();
   void pump();
   void send(Call *c);
   void done(Call *c, const ingestd_http_response_t *resp);
@@ -255,7 +255,7 @@ void FirehoseOutput::flush(ingestd_batch_t *b) {
   preparing.push_back(job);
   // Not even a first slice now: flush runs inside the request that filled
   // the batch.
-  schedule_slices();
+  slices.schedule();
 }
 
 bool FirehoseOutput::prepare_slice() {
@@ -282,24 +282,6 @@ bool FirehoseOutput::prepare_slice() {
     }
   }
   return !preparing.empty() && !stopping;
-}
-
-void on_slice_due(void *arg);
-
-void FirehoseOutput::schedule_slices() {
-  if (slice_due) return;
-  if (INGESTD_HOST_HAS(host, call_soon) && host->call_soon(inst, on_slice_due, this) == 0) {
-    slice_due = true;
-    return;
-  }
-  while (prepare_slice()) {  // an ABI 1.0 host: all at once
-  }
-}
-
-void on_slice_due(void *arg) {
-  auto *o = static_cast<FirehoseOutput *>(arg);
-  o->slice_due = false;
-  if (o->prepare_slice()) o->schedule_slices();
 }
 
 void FirehoseOutput::pump() {
@@ -567,6 +549,9 @@ int on_init(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_
   auto o = std::make_unique<FirehoseOutput>();
   o->host = host;
   o->inst = inst;
+  o->slices.init(
+      host, inst, [](void *arg) { return static_cast<FirehoseOutput *>(arg)->prepare_slice(); },
+      o.get());
   o->region = opt_string(host, cfg, "region");
   o->stream = opt_string(host, cfg, "stream");
   if (o->region.empty()) {

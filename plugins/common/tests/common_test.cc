@@ -3,9 +3,13 @@
 // reference for dates.
 #include <gtest/gtest.h>
 
+#include <cstddef>
 #include <ctime>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "common/slices.h"
 #include "common/text.h"
 #include "common/timestamp.h"
 
@@ -159,6 +163,76 @@ TEST(DurationText, SpellsLikeConfig) {
   EXPECT_EQ(format_duration_ms(1500), "1s500ms");
   EXPECT_EQ(format_duration_ms(250), "250ms");
   EXPECT_EQ(format_duration_ms(0), "0ms");
+}
+
+}  // namespace
+}  // namespace ingestd::common
+
+// ---- Slices: a batch's work one slice per loop turn
+
+namespace ingestd::common {
+namespace {
+
+struct FakeLoop {
+  std::vector<std::pair<ingestd_timer_cb, void *>> soon;  // what the next turn runs
+  void turn() {
+    auto calls = std::move(soon);
+    soon.clear();
+    for (auto [cb, arg] : calls)
+      cb(arg);
+  }
+};
+// The fake host's instance handle is the loop itself.
+ingestd_instance_t *as_instance(FakeLoop *loop) {
+  return reinterpret_cast<ingestd_instance_t *>(loop);
+}
+int fake_call_soon(ingestd_instance_t *inst, ingestd_timer_cb cb, void *arg) {
+  reinterpret_cast<FakeLoop *>(inst)->soon.emplace_back(cb, arg);
+  return 0;
+}
+
+struct Work {
+  int left = 0;
+  int steps = 0;
+};
+bool one_step(void *arg) {
+  auto *w = static_cast<Work *>(arg);
+  ++w->steps;
+  return --w->left > 0;
+}
+
+TEST(Slices, OneSlicePerLoopTurnAndNeverTwoScheduled) {
+  FakeLoop loop;
+  ingestd_host_t host{};
+  host.struct_size = sizeof host;
+  host.call_soon = fake_call_soon;
+  Work w{3, 0};
+  Slices s;
+  s.init(&host, as_instance(&loop), one_step, &w);
+  s.schedule();
+  s.schedule();           // already due: not twice
+  EXPECT_EQ(w.steps, 0);  // nothing inside the hook that scheduled it
+  EXPECT_EQ(loop.soon.size(), 1u);
+  loop.turn();
+  EXPECT_EQ(w.steps, 1);
+  EXPECT_EQ(loop.soon.size(), 1u);  // slices remain: the next turn is booked
+  loop.turn();
+  loop.turn();
+  EXPECT_EQ(w.steps, 3);
+  EXPECT_TRUE(loop.soon.empty());  // done: nothing more booked
+}
+
+TEST(Slices, AbiOneZeroHostRunsEverySliceAtOnce) {
+  ingestd_host_t host{};
+  host.struct_size = offsetof(ingestd_host_t, call_soon);  // built before call_soon
+  host.call_soon = fake_call_soon;                         // past struct_size: never called
+  FakeLoop loop;
+  Work w{5, 0};
+  Slices s;
+  s.init(&host, as_instance(&loop), one_step, &w);
+  s.schedule();
+  EXPECT_EQ(w.steps, 5);
+  EXPECT_TRUE(loop.soon.empty());
 }
 
 }  // namespace
