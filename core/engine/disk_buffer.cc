@@ -4,7 +4,6 @@
 
 #include <cstring>
 
-#include "engine/pipeline.h"
 #include "json/json.h"
 
 namespace ingestd {
@@ -34,21 +33,20 @@ std::string encode_disk_record(int64_t received_ms, const std::string &json) {
 
 // ---- DiskReader
 
-DiskReader::DiskReader(DiskLog *log, OutputRuntime *out, std::vector<std::vector<size_t>> chains,
+DiskReader::DiskReader(DiskLog *log, OutputRuntime *out, std::vector<FilterChain> chains,
                        Reader *reader)
     : log_(log), out_(out), chains_(std::move(chains)), reader_(reader) {}
 
 void DiskReader::fill() {
   if (out_->halted()) return;
-  Pipeline *p = out_->pipeline();
   size_t free_bytes = 0;
   bool read_any = false;
   while (out_->window_room(&free_bytes)) {
     std::string err = reader_->read(256, free_bytes, &views_);
     if (!err.empty() && !read_error_logged_) {
       read_error_logged_ = true;
-      p->env_.log->logf(LogLevel::Error, out_->inst.scope, "disk buffer %s: %s",
-                        log_->dir().c_str(), err.c_str());
+      log_->env().log->logf(LogLevel::Error, out_->scope(), "disk buffer %s: %s",
+                            log_->dir().c_str(), err.c_str());
     }
     if (views_.empty()) break;
     read_any = true;
@@ -57,20 +55,19 @@ void DiskReader::fill() {
   }
   if (read_any) {
     advance_ack();
-    out_->pump();
+    out_->mark_due();
   }
 }
 
 void DiskReader::enqueue(const RecordView &v) {
-  Pipeline *p = out_->pipeline();
   json::Value root;
   json::ParseError perr;
   if (v.payload.size() < 8 || !json::parse(v.payload.substr(8), &root, &perr) ||
       !root.is_object()) {
     // Checksummed, so only a foreign writer gets here: skip it, loudly.
-    p->env_.log->logf(LogLevel::Error, out_->inst.scope,
-                      "disk buffer %s: record %llu is not a stored record; skipped",
-                      log_->dir().c_str(), static_cast<unsigned long long>(v.seq));
+    log_->env().log->logf(LogLevel::Error, out_->scope(),
+                          "disk buffer %s: record %llu is not a stored record; skipped",
+                          log_->dir().c_str(), static_cast<unsigned long long>(v.seq));
     return;
   }
   uint64_t received = 0;
@@ -85,7 +82,7 @@ void DiskReader::enqueue(const RecordView &v) {
       r->root = std::move(root);
     r->tag = log_->input()->tag;
     r->received_ms = static_cast<int64_t>(received);
-    if (!p->run_filters(chains_[i], r)) continue;
+    if (!run_filters(chains_[i], r)) continue;
     out_->push_from_disk(std::move(r), this, v.seq);
     ++copies;
   }
@@ -112,15 +109,15 @@ void DiskReader::persist() {
   if (reader_->persisted() == reader_->acked()) return;
   std::string err = reader_->persist();
   if (!err.empty()) {
-    out_->pipeline()->env_.log->logf(LogLevel::Error, out_->inst.scope,
-                                     "disk buffer %s: cannot save the read position: %s",
-                                     log_->dir().c_str(), err.c_str());
+    log_->env().log->logf(LogLevel::Error, out_->scope(),
+                          "disk buffer %s: cannot save the read position: %s", log_->dir().c_str(),
+                          err.c_str());
   }
   err = log_->segments().collect();
   if (!err.empty()) {
-    out_->pipeline()->env_.log->logf(LogLevel::Error, out_->inst.scope,
-                                     "disk buffer %s: cannot remove a consumed segment: %s",
-                                     log_->dir().c_str(), err.c_str());
+    log_->env().log->logf(LogLevel::Error, out_->scope(),
+                          "disk buffer %s: cannot remove a consumed segment: %s",
+                          log_->dir().c_str(), err.c_str());
   }
 }
 
@@ -132,29 +129,29 @@ bool DiskReader::caught_up() const {
 
 // ---- DiskLog
 
-DiskLog::DiskLog(Pipeline *p, InputRuntime *input, std::string dir, std::unique_ptr<SegmentLog> log,
-                 UniqueFd lock, bool own)
-    : pipeline_(p),
+DiskLog::DiskLog(const DiskEnv &env, InputRuntime *input, std::string dir,
+                 std::unique_ptr<SegmentLog> log, UniqueFd lock, bool own)
+    : env_(env),
       input_(input),
       dir_(std::move(dir)),
       log_(std::move(log)),
       lock_(std::move(lock)),
       own_(own) {
-  uv_loop_t *loop = p->env_.loop;
+  uv_loop_t *loop = env_.loop;
   commit_timer_.init(loop);
   sync_timer_.init(loop);
   work_.data = this;
   sync_work_.data = this;
   Labels l = {{"input", input->inst.name}};
-  commits_ = p->env_.metrics->counter("ingestd_disk_commits_total",
-                                      "Group commits written to the disk buffer", l);
+  commits_ = env_.metrics->counter("ingestd_disk_commits_total",
+                                   "Group commits written to the disk buffer", l);
   commit_errors_ =
-      p->env_.metrics->counter("ingestd_disk_commit_errors_total",
-                               "Disk buffer writes that failed (their requests got 503)", l);
+      env_.metrics->counter("ingestd_disk_commit_errors_total",
+                            "Disk buffer writes that failed (their requests got 503)", l);
   const auto &o = log_->options();
   if (own_ && o.fsync == FsyncMode::Interval) {
     sync_timer_.start(o.fsync_interval_ms, o.fsync_interval_ms, [this] {
-      uint64_t now = uv_now(pipeline_->env_.loop);
+      uint64_t now = uv_now(env_.loop);
       if (log_->options().background_sync) {
         if (log_->sync_wanted(now)) start_sync();
       } else if (log_->commit_wanted(now)) {
@@ -178,7 +175,7 @@ void DiskLog::schedule_commit() {
 
 void DiskLog::commit() {
   if (working_ || closed_) return;
-  auto job = log_->begin_commit(uv_now(pipeline_->env_.loop));
+  auto job = log_->begin_commit(uv_now(env_.loop));
   if (!job) return;
   if (!job->syncs()) {
     // A write into the page cache: cheaper here than a thread hop.
@@ -188,7 +185,7 @@ void DiskLog::commit() {
   }
   job_ = std::move(job);
   working_ = true;
-  int rc = uv_queue_work(pipeline_->env_.loop, &work_, &DiskLog::work_cb, &DiskLog::after_work_cb);
+  int rc = uv_queue_work(env_.loop, &work_, &DiskLog::work_cb, &DiskLog::after_work_cb);
   if (rc != 0) {
     working_ = false;
     job_->run();
@@ -208,11 +205,10 @@ void DiskLog::after_work_cb(uv_work_t *w, int) {
 
 void DiskLog::start_sync() {
   if (syncing_ || closed_) return;
-  sync_job_ = log_->begin_sync(uv_now(pipeline_->env_.loop));
+  sync_job_ = log_->begin_sync(uv_now(env_.loop));
   if (!sync_job_) return;
   syncing_ = true;
-  if (uv_queue_work(pipeline_->env_.loop, &sync_work_, &DiskLog::sync_work_cb,
-                    &DiskLog::after_sync_cb) != 0) {
+  if (uv_queue_work(env_.loop, &sync_work_, &DiskLog::sync_work_cb, &DiskLog::after_sync_cb) != 0) {
     sync_job_->run();
     after_sync_cb(&sync_work_, 0);
   }
@@ -227,10 +223,10 @@ void DiskLog::after_sync_cb(uv_work_t *w, int) {
   self->syncing_ = false;
   std::string err = self->log_->finish_sync(std::move(self->sync_job_));
   if (!err.empty()) {
-    self->pipeline_->env_.log->logf(LogLevel::Error, self->input_->inst.scope,
-                                    "disk buffer %s: sync failed, the log takes no more records "
-                                    "until restarted: %s",
-                                    self->dir_.c_str(), err.c_str());
+    self->env_.log->logf(LogLevel::Error, self->input_->inst.scope,
+                         "disk buffer %s: sync failed, the log takes no more records "
+                         "until restarted: %s",
+                         self->dir_.c_str(), err.c_str());
   }
 }
 
@@ -239,9 +235,9 @@ void DiskLog::complete(std::unique_ptr<CommitJob> job) {
   commits_->add();
   if (!r.ok) {
     commit_errors_->add();
-    pipeline_->env_.log->logf(LogLevel::Error, input_->inst.scope,
-                              "disk buffer %s: write failed, %zu records refused with 503: %s",
-                              dir_.c_str(), r.records, r.error.c_str());
+    env_.log->logf(LogLevel::Error, input_->inst.scope,
+                   "disk buffer %s: write failed, %zu records refused with 503: %s", dir_.c_str(),
+                   r.records, r.error.c_str());
   }
   while (!waiters_.empty() && waiters_.front().seq <= std::max(r.last_seq, r.committed_through)) {
     CommitWaiter w = std::move(waiters_.front());
@@ -256,7 +252,11 @@ void DiskLog::complete(std::unique_ptr<CommitJob> job) {
       waiters_.push_front(std::move(w));
       break;
     }
-    if (!closed_) pipeline_->push_memory(w.memory);
+    if (!closed_) {
+      push_all(w.memory, uv_now(env_.loop));
+      for (auto &[counter, n] : w.counts)
+        counter->add(n);
+    }
     if (w.has_responder) w.responder.respond(std::move(w.response));
   }
   if (!closed_) {
@@ -291,7 +291,7 @@ uint64_t DiskLog::close() {
   commit_timer_.stop();
   sync_timer_.stop();
   if (!working_ && log_->pending_records() > 0) {
-    auto job = log_->begin_commit(uv_now(pipeline_->env_.loop));
+    auto job = log_->begin_commit(uv_now(env_.loop));
     if (job) {
       job->run();
       closed_ = true;  // no more memory pushes or reads
@@ -301,13 +301,12 @@ uint64_t DiskLog::close() {
   closed_ = true;
   if (!syncing_ && log_->options().background_sync) {
     // What a clean stop wrote reaches the disk before the process goes.
-    if (auto sync = log_->begin_sync(uv_now(pipeline_->env_.loop))) {
+    if (auto sync = log_->begin_sync(uv_now(env_.loop))) {
       sync->run();
       std::string err = log_->finish_sync(std::move(sync));
       if (!err.empty()) {
-        pipeline_->env_.log->logf(LogLevel::Error, input_->inst.scope,
-                                  "disk buffer %s: sync at shutdown failed: %s", dir_.c_str(),
-                                  err.c_str());
+        env_.log->logf(LogLevel::Error, input_->inst.scope,
+                       "disk buffer %s: sync at shutdown failed: %s", dir_.c_str(), err.c_str());
       }
     }
   }

@@ -23,18 +23,25 @@
 #include <utility>
 #include <vector>
 
+#include "engine/output_runtime.h"
+#include "engine/routing.h"
 #include "host/record.h"
 #include "http/server.h"
 #include "storage/segment_log.h"
+#include "util/log.h"
 #include "util/metrics.h"
 #include "util/uv_handle.h"
 
 namespace ingestd {
 
-class Pipeline;
-class OutputRuntime;
-struct InputRuntime;
 class DiskLog;
+
+// What the logs of a worker share; each pointer outlives the logs.
+struct DiskEnv {
+  uv_loop_t *loop = nullptr;
+  const Logger *log = nullptr;
+  MetricsRegistry *metrics = nullptr;
+};
 
 // Payload of one log record: received_ms (8 bytes, little-endian) + JSON.
 std::string encode_disk_record(int64_t received_ms, const std::string &json);
@@ -44,12 +51,11 @@ std::string encode_disk_record(int64_t received_ms, const std::string &json);
 // delivered or dead-lettered.
 class DiskReader {
  public:
-  DiskReader(DiskLog *log, OutputRuntime *out, std::vector<std::vector<size_t>> chains,
-             Reader *reader);
+  DiskReader(DiskLog *log, OutputRuntime *out, std::vector<FilterChain> chains, Reader *reader);
   DiskReader(const DiskReader &) = delete;
   DiskReader &operator=(const DiskReader &) = delete;
 
-  // Reads while the output's window has room; pumps the output.
+  // Reads while the output's window has room; marks the output due.
   void fill();
   // One queued copy of record `seq` is done (delivered or dead-lettered).
   void done(uint64_t seq);
@@ -69,7 +75,7 @@ class DiskReader {
 
   DiskLog *log_;
   OutputRuntime *out_;
-  std::vector<std::vector<size_t>> chains_;  // filter chains of the routes input -> output
+  std::vector<FilterChain> chains_;  // of the routes input -> output, run once on read
   Reader *reader_;
   std::map<uint64_t, uint32_t> outstanding_;  // seq -> copies still queued
   std::vector<RecordView> views_;
@@ -84,20 +90,23 @@ struct CommitWaiter {
   http::Response response;
   // Deliveries to memory outputs of the same request: pushed once the disk
   // write succeeded, dropped with a 503 when it failed (all or nothing).
-  std::vector<std::pair<size_t, RecordPtr>> memory;
+  Deliveries memory;
+  // Counters that move only once the write succeeded.
+  std::vector<std::pair<Counter *, uint64_t>> counts;
 };
 
 class DiskLog {
  public:
   // `own`: this worker appends to it; otherwise it was adopted and is only
   // read to the end.
-  DiskLog(Pipeline *p, InputRuntime *input, std::string dir, std::unique_ptr<SegmentLog> log,
+  DiskLog(const DiskEnv &env, InputRuntime *input, std::string dir, std::unique_ptr<SegmentLog> log,
           UniqueFd lock, bool own);
   ~DiskLog();
   DiskLog(const DiskLog &) = delete;
   DiskLog &operator=(const DiskLog &) = delete;
 
   SegmentLog &segments() { return *log_; }
+  const DiskEnv &env() const { return env_; }
   const std::string &dir() const { return dir_; }
   InputRuntime *input() const { return input_; }
   bool own() const { return own_; }
@@ -127,7 +136,7 @@ class DiskLog {
   static void sync_work_cb(uv_work_t *w);
   static void after_sync_cb(uv_work_t *w, int status);
 
-  Pipeline *pipeline_;
+  DiskEnv env_;
   InputRuntime *input_;
   std::string dir_;
   std::unique_ptr<SegmentLog> log_;

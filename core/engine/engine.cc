@@ -1,6 +1,8 @@
 // Engine: config loading, `-t`, generations of workers, admin, signals.
 #include "engine/engine.h"
 
+#include "engine/router.h"
+
 #include <limits.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -89,6 +91,18 @@ int check_config(const EngineOptions &opts, Logger *log) {
     std::fprintf(stderr, "ingestd: configuration %s: %zu error%s\n", opts.config_path.c_str(),
                  errors.size(), errors.size() == 1 ? "" : "s");
     return 1;
+  }
+  // Valid, but the records of such an input are kept nowhere.
+  for (const auto &in : setup->config->inputs) {
+    std::string tag = in.options.has("tag") ? in.options.get_string("tag") : in.name;
+    bool routed = std::any_of(setup->config->routes.begin(), setup->config->routes.end(),
+                              [&](const config::Route &r) { return glob_match(r.match, tag); });
+    if (!routed) {
+      std::fprintf(stderr,
+                   "%s: warning: input '%s' (tag '%s') matches no route: its records are "
+                   "answered as unrouted and kept nowhere\n",
+                   in.pos.str().c_str(), in.name.c_str(), tag.c_str());
+    }
   }
   // Plugins check what their option table cannot (templates, combinations).
   uv_loop_t loop;

@@ -68,7 +68,7 @@ class FanOutTest(unittest.TestCase):
         for _ in range(2):
             status, _, _ = self.d.post("/v1/metadata", {"m": 1})
             self.assertEqual(status, 200)
-        wait_for(lambda: self.d.metric("ingestd_input_unrouted_records_total", input="logs") == 2,
+        wait_for(lambda: self.d.metric("ingestd_records_unrouted_total", input="logs") == 2,
                  what="unrouted counter")
         self.d.wait_log(r"match no route")
         self.assertEqual(self.d.log_text().count("match no route"), 1)
