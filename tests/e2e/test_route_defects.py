@@ -103,6 +103,9 @@ class CountersTest(unittest.TestCase):
                 # The phone learns its records were taken but go nowhere.
                 self.assertEqual(json.loads(body), {"accepted": 2, "unrouted": 2})
             self.assertEqual(d.metric("ingestd_records_unrouted_total", input="logs"), 4)
+            d.wait_log(r"match no route")  # stderr is read by a thread
+            # Both requests were answered, so a second warning would already
+            # have been written before the admin answered the metrics.
             self.assertEqual(d.log_text().count("match no route"), 1)
         finally:
             self.assertEqual(d.stop(), 0, d.log_text())
