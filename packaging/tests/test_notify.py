@@ -11,6 +11,7 @@ import threading
 import unittest
 
 import harness
+from needs import require, require_tool
 from pkgtest import BIN
 
 CONFIG = """
@@ -35,8 +36,8 @@ def has_libsystemd():
 
 class Notify(unittest.TestCase):
     def setUp(self):
-        if not has_libsystemd():
-            self.skipTest("ingestd built without libsystemd")
+        require_tool("ldd")
+        require(has_libsystemd(), "ingestd is built without libsystemd (libsystemd-dev)")
         self.dir = tempfile.mkdtemp(prefix="ingestd-notify-")
         self.path = os.path.join(self.dir, "notify")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

@@ -24,7 +24,9 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 
+from needs import require_tool  # noqa: E402
 from sigv4_verify import sign_request  # noqa: E402
 
 PY = sys.executable or "/usr/bin/python3"
@@ -516,8 +518,8 @@ class EsPeerTest(unittest.TestCase):
         st, out = self.sigv4_bulk(paoss, "aoss", body, content_sha=True, tamper=True)
         self.assertEqual(st, 403)
 
-    @unittest.skipUnless(shutil.which("openssl"), "openssl not installed")
     def test_tls(self):
+        require_tool("openssl")
         d = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, d)
         cert, key = os.path.join(d, "c.pem"), os.path.join(d, "k.pem")
