@@ -533,6 +533,20 @@ class EsPeerTest(unittest.TestCase):
         self.assertEqual(st, 200)
         self.assertEqual(json.loads(data)["version"]["number"], "8.11.0")
 
+        # --tls-client-ca: a client certificate signed by that CA is required
+        # (the self-signed server certificate serves as the CA and the client's).
+        pm = self.start("--tls-cert", cert, "--tls-key", key, "--tls-client-ca", cert)
+        with self.assertRaises((ssl.SSLError, ConnectionError, OSError)):
+            pm.request("GET", "/", tls_ctx=ctx)
+        pm.conn.close()
+        pm.conn = None
+        mctx = ssl.create_default_context(cafile=cert)
+        mctx.check_hostname = False
+        mctx.load_cert_chain(cert, key)
+        st, _, data = pm.request("GET", "/_peer/stats", tls_ctx=mctx)
+        self.assertEqual(st, 200)
+        self.assertGreaterEqual(json.loads(data)["tls_failures"], 1)
+
 
 if __name__ == "__main__":
     unittest.main()
