@@ -75,7 +75,6 @@ class SlowElasticsearchTest(Case):
         self.assertEqual(d.post("/v1/logs", [{"n": -1}])[0], 200)
         # A bulk call is now held by the peer for DELAY seconds.
         wait_for(lambda: peer.stats()["bulk_calls"] >= 1, 20, "a bulk call in flight")
-        t_first = time.monotonic()
         times = []
         for i in range(40):
             t0 = time.monotonic()
@@ -85,7 +84,6 @@ class SlowElasticsearchTest(Case):
         # The answers came while bulk calls were being held: the cluster has
         # not answered for these records yet.
         self.assertLess(d.metric("ingestd_elasticsearch_items_created_total") or 0, 41)
-        self.assertLess(time.monotonic() - t_first, self.DELAY)
         self.assertLess(max(times), self.DELAY / 4, sorted(times)[-5:])
         # And the records do arrive, DELAY late.
         wait_for(lambda: peer.count() >= 41, 60, "41 documents at the peer", interval=0.2)
