@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import unittest
 
+from needs import require_tool
 from pkgtest import DEB_DIR, deb_file, multiarch, read, run
 
 MA = multiarch()
@@ -130,8 +131,7 @@ class Deb(unittest.TestCase):
             self.assertEqual(r.stderr.strip(), "", page)
 
     def test_unit_verifies(self):
-        if not shutil.which("systemd-analyze"):
-            self.skipTest("systemd-analyze not installed")
+        require_tool("systemd-analyze")
         # The packaged unit, its Exec lines pointed at the extracted binary;
         # Documentation= must find the package's own man pages.
         tmp = tempfile.mkdtemp(prefix="ingestd-unit-")

@@ -8,9 +8,11 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 import unittest
 
 import harness
+from needs import require, require_tool
 from pkgtest import BIN
 
 CONFIG = """
@@ -35,8 +37,8 @@ def has_libsystemd():
 
 class Notify(unittest.TestCase):
     def setUp(self):
-        if not has_libsystemd():
-            self.skipTest("ingestd built without libsystemd")
+        require_tool("ldd")
+        require(has_libsystemd(), "ingestd is built without libsystemd (libsystemd-dev)")
         self.dir = tempfile.mkdtemp(prefix="ingestd-notify-")
         self.path = os.path.join(self.dir, "notify")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -85,13 +87,32 @@ class Notify(unittest.TestCase):
             d.kill()
 
     def test_no_socket_no_messages(self):
-        # Outside systemd nothing is sent and nothing fails.
-        d = harness.Daemon(CONFIG).start()
+        # Outside systemd (no NOTIFY_SOCKET) nothing is sent and nothing fails,
+        # even with WATCHDOG_USEC set. This process's own environment names the
+        # listening socket, so a daemon that inherited it, or fell back to it,
+        # would be caught; only the child's environment lacks NOTIFY_SOCKET.
+        os.environ["NOTIFY_SOCKET"] = self.path
+        env = dict(os.environ, WATCHDOG_USEC="100000")  # keep-alive every 50 ms if it could
+        del env["NOTIFY_SOCKET"]
+        t0 = time.monotonic()
+        d = harness.Daemon(CONFIG, env=env).start()
         try:
-            self.assertEqual(d.stop(), 0, d.log_text())
+            self.assertEqual(d.post("/v1/trace", {"device_id": "n"})[0], 200)
+            d.signal(signal.SIGHUP)  # READY/RELOADING/READY under systemd
+            d.wait_log(r"configuration reloaded \(generation 2\)")
+            # Absence needs a window: at least ten watchdog periods of running.
+            harness.wait_for(lambda: time.monotonic() - t0 > 0.5, what="0.5 s of running")
+            self.assertEqual(d.post("/v1/trace", {"device_id": "m"})[0], 200)
+            self.assertEqual(d.stop(), 0, d.log_text())  # STOPPING=1 under systemd
         finally:
             d.kill()
-        self.assertEqual(self.messages, [])
+        # A barrier: datagrams on one socket arrive in order, so once ours is
+        # received anything the daemon sent would have been received before it.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.sendto(b"BARRIER=1", self.path)
+        harness.wait_for(lambda: self.sent("BARRIER=1"), what="the test's own datagram")
+        with self.lock:
+            self.assertEqual(self.messages, ["BARRIER=1"])
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import shutil
 import tempfile
 import unittest
 
+from needs import require_tool
 from pkgtest import PACKAGING, read, run
 
 UNIT = os.path.join(PACKAGING, "systemd", "ingestd.service")
@@ -77,8 +78,7 @@ class Unit(unittest.TestCase):
         self.assertGreater(duration_s(self.one("WatchdogSec")), 0)
 
     def test_systemd_analyze_verify(self):
-        if not shutil.which("systemd-analyze"):
-            self.skipTest("systemd-analyze not installed")
+        require_tool("systemd-analyze")
         # The binary is not installed here: point the Exec lines at one that is.
         tmp = tempfile.mkdtemp(prefix="ingestd-unit-")
         text = read(UNIT).replace("/usr/bin/ingestd", shutil.which("true"))

@@ -52,7 +52,7 @@ class Daemon:
     """One ingestd process with its own config directory."""
 
     def __init__(self, config_body, workers=1, shutdown_timeout="5s", log_level="info",
-                 extra_files=None, stdout_pipe=True, read_stdout=True):
+                 extra_files=None, stdout_pipe=True, read_stdout=True, env=None):
         self.dir = tempfile.mkdtemp(prefix="ingestd-e2e-")
         self.config_path = os.path.join(self.dir, "ingestd.toml")
         self.write_config(BASE_CONFIG.format(workers=workers, dir=self.dir,
@@ -71,6 +71,7 @@ class Daemon:
         self.records = queue.Queue()
         self.stdout_pipe = stdout_pipe
         self.read_stdout = read_stdout
+        self.env = env  # None: this process's environment
 
     def write_config(self, text, path=None):
         with open(path or self.config_path, "w") as f:
@@ -83,7 +84,8 @@ class Daemon:
             self.log_lines = []
         cmd = [BIN, "-c", self.config_path, "--plugins-dir", PLUGINS]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE if self.stdout_pipe else subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+                                     stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                     env=self.env)
         threading.Thread(target=self._read_log, daemon=True).start()
         if self.stdout_pipe and self.read_stdout:
             threading.Thread(target=self._read_stdout, daemon=True).start()

@@ -32,12 +32,24 @@ class CheckConfigTest(unittest.TestCase):
         self.assertIn("is valid", err)
 
     def test_shipped_examples_are_valid(self):
+        # The README promises "every example is checked with ingestd -t": the
+        # examples it names must exist, and every *.toml there is checked.
         examples = os.path.join(SOURCE, "conf.d", "examples")
-        names = sorted(os.listdir(examples)) if os.path.isdir(examples) else []
+        self.assertTrue(os.path.isdir(examples), examples)
+        names = sorted(n for n in os.listdir(examples) if n.endswith(".toml"))
+        with open(os.path.join(SOURCE, "README.md")) as f:
+            promised = set(re.findall(r"conf\.d/examples/([\w.-]+\.toml)", f.read()))
+        promised |= {"rider-app.toml", "api-keys.toml", "fanout.toml"}  # README, Configuration
+        self.assertLessEqual(promised, set(names), "examples the README names are missing")
+        checked = 0
         for name in names:
-            if name.endswith(".toml"):
+            with self.subTest(example=name):
                 code, _, err = self.check(os.path.join(examples, name))
                 self.assertEqual(code, 0, name + ": " + err)
+                self.assertIn("is valid", err, name)
+                checked += 1
+        self.assertEqual(checked, len(names))
+        self.assertGreaterEqual(checked, 3)
 
     def test_broken_config_names_file_line_and_column(self):
         path = self.write("broken.toml", '[service]\nworkers = "two"\n')

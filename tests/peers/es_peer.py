@@ -846,6 +846,7 @@ class Handler(PeerHandler):
                 stats["indices"] = {n: len(i["docs"]) for n, i in st.store.indices.items()}
             if st.verifier:
                 stats["credentials"] = st.verifier.describe()
+            stats["tls_failures"] = self.server.tls_failures
             return self.send_json(200, stats)
         if url.path == "/_peer/reset":
             opts = json.loads(body or b"{}")
@@ -921,6 +922,7 @@ def parse_args(argv):
     p.add_argument("--control-file", metavar="FILE")
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
+    p.add_argument("--tls-client-ca", help="require client certificates signed by this CA (PEM)")
     p.add_argument("--verbose", action="store_true")
     for k, v in DEFAULTS.items():
         if k == "mappings":
@@ -957,7 +959,7 @@ def main(argv=None):
         state.defaults.update({k: v for k, v in ctl.items() if k in DEFAULTS})
     Handler.state = state
     Handler.verbose = args.verbose
-    server = PeerServer(args.port, Handler, args.tls_cert, args.tls_key)
+    server = PeerServer(args.port, Handler, args.tls_cert, args.tls_key, args.tls_client_ca)
     return serve(server, "es_peer")
 
 

@@ -1,7 +1,8 @@
 """Plumbing shared by the local test peers (firehose_peer.py, es_peer.py):
 threaded HTTP/1.1 keep-alive server bound to 127.0.0.1, request body reading
 (Content-Length or chunked), JSON answers, optional TLS, token buckets,
-latency injection, clean SIGTERM exit. Standard library only."""
+latency injection, clean SIGTERM exit.
+TLS: --tls-cert/--tls-key, and --tls-client-ca to require client certificates. Standard library only."""
 
 import http.server
 import ipaddress
@@ -25,12 +26,17 @@ class PeerServer(http.server.ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, port, handler, tls_cert=None, tls_key=None):
+    def __init__(self, port, handler, tls_cert=None, tls_key=None, tls_client_ca=None):
         super().__init__(("127.0.0.1", port), handler)
         self.ssl_context = None
+        self.tls_failures = 0  # handshakes that failed (no or bad client certificate...)
         if tls_cert:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(tls_cert, tls_key)
+            if tls_client_ca:
+                # Mutual TLS: a client certificate signed by this CA is required.
+                ctx.verify_mode = ssl.CERT_REQUIRED
+                ctx.load_verify_locations(cafile=tls_client_ca)
             self.ssl_context = ctx
 
     def finish_request(self, request, client_address):
@@ -41,6 +47,7 @@ class PeerServer(http.server.ThreadingHTTPServer):
         try:
             tls = self.ssl_context.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError):
+            self.tls_failures += 1
             return
         try:
             self.RequestHandlerClass(tls, client_address, self)

@@ -24,7 +24,9 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 
+from needs import require_tool  # noqa: E402
 from sigv4_verify import sign_request  # noqa: E402
 
 PY = sys.executable or "/usr/bin/python3"
@@ -516,8 +518,8 @@ class EsPeerTest(unittest.TestCase):
         st, out = self.sigv4_bulk(paoss, "aoss", body, content_sha=True, tamper=True)
         self.assertEqual(st, 403)
 
-    @unittest.skipUnless(shutil.which("openssl"), "openssl not installed")
     def test_tls(self):
+        require_tool("openssl")
         d = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, d)
         cert, key = os.path.join(d, "c.pem"), os.path.join(d, "k.pem")
@@ -530,6 +532,20 @@ class EsPeerTest(unittest.TestCase):
         st, _, data = p.request("GET", "/", tls_ctx=ctx)
         self.assertEqual(st, 200)
         self.assertEqual(json.loads(data)["version"]["number"], "8.11.0")
+
+        # --tls-client-ca: a client certificate signed by that CA is required
+        # (the self-signed server certificate serves as the CA and the client's).
+        pm = self.start("--tls-cert", cert, "--tls-key", key, "--tls-client-ca", cert)
+        with self.assertRaises((ssl.SSLError, ConnectionError, OSError)):
+            pm.request("GET", "/", tls_ctx=ctx)
+        pm.conn.close()
+        pm.conn = None
+        mctx = ssl.create_default_context(cafile=cert)
+        mctx.check_hostname = False
+        mctx.load_cert_chain(cert, key)
+        st, _, data = pm.request("GET", "/_peer/stats", tls_ctx=mctx)
+        self.assertEqual(st, 200)
+        self.assertGreaterEqual(json.loads(data)["tls_failures"], 1)
 
 
 if __name__ == "__main__":
