@@ -1,6 +1,6 @@
 // The credentials chain: resolution, background refresh, and each source.
 #include "aws/chain.h"
-#include "util/text.h"
+#include "common/text.h"
 
 #include <cerrno>
 #include <chrono>
@@ -10,6 +10,9 @@
 #include <sstream>
 
 namespace ingestd::aws {
+
+using common::iequals;
+using common::trim;
 namespace {
 
 constexpr Chain::Source kOrder[] = {Chain::Source::Explicit,    Chain::Source::Environment,
