@@ -34,6 +34,7 @@
 #include "common/aws_options.h"
 #include "common/log_limiter.h"
 #include "common/options.h"
+#include "common/output.h"
 #include "common/slices.h"
 #include "es_bulk.h"
 #include "es_hosts.h"
@@ -190,16 +191,13 @@ struct EsOptions {
 
 // One output instance: constructed by on_init, start() / stop() from the
 // hooks of the same names, destroyed by on_destroy.
-struct Output {
+struct Output final : ingestd::common::Instance {
   Output(const ingestd_host_t *host, ingestd_instance_t *inst, EsOptions options);
   ~Output();
-  Output(const Output &) = delete;
-  Output &operator=(const Output &) = delete;
   int start();
   void stop();
+  void flush(ingestd_batch_t *batch);
 
-  const ingestd_host_t *const host;
-  ingestd_instance_t *const inst;
   EsOptions opt;  // not const: opt.index caches its formatted names
   ingestd_aws_t *aws = nullptr;
 
@@ -711,8 +709,7 @@ bool read_options(const ingestd_host_t *host, const ingestd_config_t *cfg, EsOpt
 }
 
 Output::Output(const ingestd_host_t *h, ingestd_instance_t *in, EsOptions options)
-    : host(h),
-      inst(in),
+    : Instance(h, in),
       opt(std::move(options)),
       pool(std::make_unique<HostPool>(opt.hosts.size(), opt.cooldown_ms)),
       health_in_flight(opt.hosts.size(), false) {
@@ -775,10 +772,6 @@ int on_init(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_
   return 0;
 }
 
-int on_start(void *data) {
-  return static_cast<Output *>(data)->start();
-}
-
 // Builds the next slice of the oldest job still being prepared and sends a
 // job whose body is complete. True when slices remain.
 bool prepare_slice(void *arg) {
@@ -805,29 +798,27 @@ bool prepare_slice(void *arg) {
   return !o->preparing.empty() && !o->stopping;
 }
 
-void on_flush(void *data, ingestd_batch_t *batch) {
-  auto *o = static_cast<Output *>(data);
-  const ingestd_host_t *h = o->host;
-  if (o->stopping) {
-    h->batch_done(batch, INGESTD_BATCH_RETRY);
+void Output::flush(ingestd_batch_t *batch) {
+  if (stopping) {
+    host->batch_done(batch, INGESTD_BATCH_RETRY);
     return;
   }
   auto *job = new Job;
   job->batch = batch;
-  size_t n = h->batch_size(batch);
+  size_t n = host->batch_size(batch);
   job->docs.reserve(n);
   // Growing a body of 200 KB and more by doubling copies it and touches
   // fresh pages on the way, in the middle of a slice.
-  if (!o->spare_bodies.empty()) {
-    job->body = std::move(o->spare_bodies.back());
-    o->spare_bodies.pop_back();
+  if (!spare_bodies.empty()) {
+    job->body = std::move(spare_bodies.back());
+    spare_bodies.pop_back();
   }
-  if (o->doc_bytes) job->body.reserve(n * (o->doc_bytes + o->doc_bytes / 8));
-  o->jobs.insert(job);
-  o->preparing.push_back(job);
+  if (doc_bytes) job->body.reserve(n * (doc_bytes + doc_bytes / 8));
+  jobs.insert(job);
+  preparing.push_back(job);
   // Not even a first slice now: on_flush runs inside the request that filled
   // the batch, and the requests that came with it would wait for the slice.
-  o->slices.schedule();
+  slices.schedule();
 }
 
 void Output::stop() {
@@ -863,13 +854,7 @@ Output::~Output() {
     delete job;
 }
 
-void on_stop(void *data) {
-  static_cast<Output *>(data)->stop();
-}
-
-void on_destroy(void *data) {
-  delete static_cast<Output *>(data);
-}
+using Hooks = ingestd::common::OutputHooks<Output>;
 
 }  // namespace
 
@@ -885,10 +870,10 @@ extern "C" INGESTD_EXPORT const ingestd_plugin_t ingestd_plugin_v1 = {
     kOptions.data(),
     kOptions.size(),
     on_init,
-    on_start,
-    on_stop,
-    on_destroy,
+    Hooks::on_start,
+    Hooks::on_stop,
+    Hooks::on_destroy,
     nullptr,
     nullptr,
-    on_flush,
+    Hooks::on_flush,
 };

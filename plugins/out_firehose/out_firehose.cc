@@ -18,6 +18,7 @@
 #include "common/backoff.h"
 #include "common/log_limiter.h"
 #include "common/options.h"
+#include "common/output.h"
 #include "common/slices.h"
 #include "common/token_bucket.h"
 #include "firehose_pack.h"
@@ -127,16 +128,12 @@ struct FirehoseOptions {
 
 // One output instance: constructed by on_init, start() / stop() from the
 // hooks of the same names, destroyed by on_destroy.
-struct FirehoseOutput {
+struct FirehoseOutput final : ingestd::common::Instance {
   FirehoseOutput(const ingestd_host_t *host, ingestd_instance_t *inst, FirehoseOptions options);
   ~FirehoseOutput();
-  FirehoseOutput(const FirehoseOutput &) = delete;
-  FirehoseOutput &operator=(const FirehoseOutput &) = delete;
   int start();
   void stop();
 
-  const ingestd_host_t *const host;
-  ingestd_instance_t *const inst;
   const FirehoseOptions opt;
 
   ingestd_aws_t *aws = nullptr;
@@ -602,8 +599,7 @@ bool read_options(const ingestd_host_t *host, const ingestd_config_t *cfg, Fireh
 
 FirehoseOutput::FirehoseOutput(const ingestd_host_t *h, ingestd_instance_t *in,
                                FirehoseOptions options)
-    : host(h),
-      inst(in),
+    : Instance(h, in),
       opt(std::move(options)),
       // Seeded apart per instance, so the workers' outputs pause and resend apart.
       pause(ingestd::common::Backoff(opt.retry_initial_ms, opt.retry_max_ms),
@@ -710,21 +706,7 @@ int on_init(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_
   return 0;
 }
 
-int on_start(void *data) {
-  return static_cast<FirehoseOutput *>(data)->start();
-}
-
-void on_stop(void *data) {
-  static_cast<FirehoseOutput *>(data)->stop();
-}
-
-void on_destroy(void *data) {
-  delete static_cast<FirehoseOutput *>(data);
-}
-
-void on_flush(void *data, ingestd_batch_t *batch) {
-  static_cast<FirehoseOutput *>(data)->flush(batch);
-}
+using Hooks = ingestd::common::OutputHooks<FirehoseOutput>;
 
 }  // namespace
 
@@ -739,10 +721,10 @@ extern "C" INGESTD_EXPORT const ingestd_plugin_t ingestd_plugin_v1 = {
     kOptions.data(),
     kOptions.size(),
     on_init,
-    on_start,
-    on_stop,
-    on_destroy,
+    Hooks::on_start,
+    Hooks::on_stop,
+    Hooks::on_destroy,
     nullptr,
     nullptr,
-    on_flush,
+    Hooks::on_flush,
 };

@@ -24,6 +24,7 @@
 #include "common/backoff.h"
 #include "common/log_limiter.h"
 #include "common/options.h"
+#include "common/output.h"
 #include "ingestd/plugin.h"
 #include "redis_protocol.h"
 #include "redis_templates.h"
@@ -208,16 +209,12 @@ struct RedisOptions {
 
 // One output instance: constructed by on_init, start() / stop() from the
 // hooks of the same names, destroyed by on_destroy.
-struct RedisOutput final : Connection::Handler {
+struct RedisOutput final : ingestd::common::Instance, Connection::Handler {
   RedisOutput(const ingestd_host_t *host, ingestd_instance_t *inst, RedisOptions options);
   ~RedisOutput();
-  RedisOutput(const RedisOutput &) = delete;
-  RedisOutput &operator=(const RedisOutput &) = delete;
   int start();
   void stop();
 
-  const ingestd_host_t *const host;
-  ingestd_instance_t *const inst;
   const RedisOptions opt;
   RecordEncoder encoder;
 
@@ -815,8 +812,7 @@ bool read_options(const ingestd::common::Options &opts, RedisOptions *o, std::st
 // ---- lifecycle -----------------------------------------------------------------
 
 RedisOutput::RedisOutput(const ingestd_host_t *h, ingestd_instance_t *in, RedisOptions options)
-    : host(h),
-      inst(in),
+    : Instance(h, in),
       opt(std::move(options)),
       encoder(&opt.enc),
       // Seeded apart per instance: every worker's output reconnects on its own schedule.
@@ -890,21 +886,7 @@ int on_init(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_
   return 0;
 }
 
-int on_start(void *data) {
-  return static_cast<RedisOutput *>(data)->start();
-}
-
-void on_flush(void *data, ingestd_batch_t *batch) {
-  static_cast<RedisOutput *>(data)->flush(batch);
-}
-
-void on_stop(void *data) {
-  static_cast<RedisOutput *>(data)->stop();
-}
-
-void on_destroy(void *data) {
-  delete static_cast<RedisOutput *>(data);
-}
+using Hooks = ingestd::common::OutputHooks<RedisOutput>;
 
 }  // namespace
 
@@ -919,10 +901,10 @@ extern "C" INGESTD_EXPORT const ingestd_plugin_t ingestd_plugin_v1 = {
     kOptions,
     sizeof kOptions / sizeof kOptions[0],
     on_init,
-    on_start,
-    on_stop,
-    on_destroy,
+    Hooks::on_start,
+    Hooks::on_stop,
+    Hooks::on_destroy,
     nullptr,
     nullptr,
-    on_flush,
+    Hooks::on_flush,
 };
