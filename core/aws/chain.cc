@@ -1,6 +1,6 @@
 // The credentials chain: resolution, background refresh, and each source.
 #include "aws/chain.h"
-#include "util/text.h"
+#include "common/text.h"
 
 #include <cerrno>
 #include <chrono>
@@ -10,6 +10,9 @@
 #include <sstream>
 
 namespace ingestd::aws {
+
+using common::iequals;
+using common::trim;
 namespace {
 
 constexpr Chain::Source kOrder[] = {Chain::Source::Explicit,    Chain::Source::Environment,
@@ -113,6 +116,9 @@ const char *Chain::source_name(Source s) {
 Chain::Chain(ChainConfig cfg, HttpClient *http, const Logger *log, MetricsRegistry *metrics,
              ChainOptions opts)
     : cfg_(std::move(cfg)), http_(http), log_(log), opts_(std::move(opts)) {
+  // Seeded apart per chain (each worker has its own).
+  refresh_retry_ = common::Retry(common::Backoff(opts_.retry_initial_ms, opts_.retry_max_ms),
+                                 uv_hrtime() ^ reinterpret_cast<uintptr_t>(this));
   if (!opts_.wall_ms) {
     opts_.wall_ms = [] {
       using namespace std::chrono;
@@ -252,7 +258,7 @@ void Chain::on_resolved(Source s, Credentials c) {
   bool refresh = refreshing_;
   resolving_ = refreshing_ = false;
   has_failed_ = false;
-  backoff_ms_ = 0;
+  refresh_retry_.succeeded();
   warned_refresh_ = false;
   current_ = std::move(c);
   source_ = s;
@@ -322,11 +328,9 @@ void Chain::refresh() {
                    source_name(s), why.c_str());
       }
       warned_refresh_ = true;
-      backoff_ms_ =
-          backoff_ms_ ? std::min(backoff_ms_ * 2, opts_.retry_max_ms) : opts_.retry_initial_ms;
       int64_t left = current_->expiration_ms - opts_.expiry_skew_ms - now();
-      uint64_t delay =
-          std::min<uint64_t>(backoff_ms_, static_cast<uint64_t>(std::max<int64_t>(0, left)));
+      uint64_t delay = std::min<uint64_t>(refresh_retry_.failed(),
+                                          static_cast<uint64_t>(std::max<int64_t>(0, left)));
       refresh_timer_.start(delay, 0, [this] { refresh(); });
       return;
     }

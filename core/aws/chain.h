@@ -24,6 +24,7 @@
 
 #include "aws/credentials.h"
 #include "aws/sigv4.h"
+#include "common/backoff.h"
 #include "httpclient/http_client.h"
 #include "ingestd/plugin.h"
 #include "util/log.h"
@@ -134,7 +135,9 @@ class Chain {
   std::string last_error_;
   uint64_t last_failure_ms_ = 0;  // loop time of the last failed pass
   bool has_failed_ = false;
-  uint64_t backoff_ms_ = 0;
+  // Refresh retries: capped exponential with jitter, so the workers' chains
+  // that failed together do not retry together. Set up in the constructor.
+  common::Retry refresh_retry_{common::Backoff(0, 0), 0};
   bool warned_refresh_ = false;
   std::string region_hint_;
   bool destroying_ = false;

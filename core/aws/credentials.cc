@@ -4,10 +4,12 @@
 #include <algorithm>
 #include <ctime>
 
+#include "common/text.h"
 #include "json/json.h"
-#include "util/text.h"
 
 namespace ingestd::aws {
+
+using common::trim;
 namespace {
 
 bool digits(std::string_view s, size_t pos, size_t n, int *out) {

@@ -1,6 +1,6 @@
 // Typed option values and the parsers for sizes, durations and addresses.
 #include "config/options.h"
-#include "util/text.h"
+#include "common/text.h"
 
 #include <arpa/inet.h>
 
@@ -10,6 +10,9 @@
 #include <limits>
 
 namespace ingestd::config {
+
+using common::iequals;
+using common::trim;
 
 std::string Position::str() const {
   if (line == 0) return file;

@@ -1,8 +1,7 @@
-// API key file parsing, constant-time lookup, token buckets.
+// API key file parsing and constant-time lookup.
 #include "engine/api_keys.h"
 
 #include <cerrno>
-#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -76,24 +75,6 @@ const std::string *ApiKeys::find(std::string_view presented) const {
     if (constant_time_equal(presented, e.key)) match = &e.name;
   }
   return match;
-}
-
-bool TokenBucket::take(double n, uint64_t now_ms, uint64_t *retry_after_s) {
-  if (now_ms > last_ms_) {
-    tokens_ = std::min(burst_, tokens_ + rate_ * static_cast<double>(now_ms - last_ms_) / 1000.0);
-    last_ms_ = now_ms;
-  }
-  // A request larger than the burst passes when the bucket is full and
-  // leaves a debt, so the long-run rate still holds.
-  double need = std::min(n, burst_);
-  if (need <= tokens_) {
-    tokens_ -= n;
-    return true;
-  }
-  double missing = need - tokens_;
-  *retry_after_s = rate_ > 0 ? static_cast<uint64_t>(std::ceil(missing / rate_)) : 60;
-  if (*retry_after_s == 0) *retry_after_s = 1;
-  return false;
 }
 
 }  // namespace ingestd

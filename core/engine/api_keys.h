@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/token_bucket.h"
+
 namespace ingestd {
 
 class ApiKeys {
@@ -38,21 +40,19 @@ class ApiKeys {
 // Constant-time equality (no early exit on the first differing byte).
 bool constant_time_equal(std::string_view a, std::string_view b);
 
-// A token bucket: `rate` tokens a second up to `burst`, on a caller's clock.
-class TokenBucket {
+// The per-key rate limit: the SDK's token bucket (plugins/common/token_bucket.h)
+// answering in the whole seconds of a Retry-After header.
+class TokenBucket : public common::TokenBucket {
  public:
-  TokenBucket() = default;
-  TokenBucket(double rate, double burst, uint64_t now_ms)
-      : rate_(rate), burst_(burst), tokens_(burst), last_ms_(now_ms) {}
+  using common::TokenBucket::TokenBucket;
   // Takes n tokens if there are enough; else returns false and sets
-  // *retry_after_s to the whole seconds until there will be.
-  bool take(double n, uint64_t now_ms, uint64_t *retry_after_s);
-
- private:
-  double rate_ = 0;
-  double burst_ = 0;
-  double tokens_ = 0;
-  uint64_t last_ms_ = 0;
+  // *retry_after_s to the whole seconds until there will be (at least 1).
+  bool take(double n, uint64_t now_ms, uint64_t *retry_after_s) {
+    uint64_t wait_ms = 0;
+    if (try_take(n, now_ms, &wait_ms)) return true;
+    *retry_after_s = wait_ms < 1000 ? 1 : (wait_ms + 999) / 1000;
+    return false;
+  }
 };
 
 }  // namespace ingestd

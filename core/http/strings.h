@@ -1,12 +1,12 @@
-// The ASCII helpers of util/text.h under the names the HTTP code uses.
+// The ASCII helpers of the SDK's common/text.h under the names the HTTP code uses.
 #pragma once
 
-#include "util/text.h"
+#include "common/text.h"
 
 namespace ingestd::http::detail {
 
-using ingestd::ascii_lower;
-using ingestd::iequals;
-using ingestd::trim;
+using ingestd::common::ascii_lower;
+using ingestd::common::iequals;
+using ingestd::common::trim;
 
 }  // namespace ingestd::http::detail

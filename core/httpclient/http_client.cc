@@ -3,12 +3,15 @@
 // (curl_multi_socket_action). Finished calls are delivered from the loop,
 // never from inside a curl callback or from start().
 #include "httpclient/http_client.h"
-#include "util/text.h"
+#include "common/text.h"
 
 #include <cerrno>
 #include <cstring>
 
 namespace ingestd {
+
+using common::iequals;
+using common::trim;
 namespace {
 
 struct PollCtx {

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <string>
 
+#include "common/options.h"
 #include "ingestd/plugin.h"
 
 namespace ingestd::common {
@@ -48,18 +49,14 @@ struct AwsOptions {
       container_endpoint;
 
   // False (with *why) when the key pair is half set.
-  bool read(const ingestd_host_t *h, const ingestd_config_t *cfg, const char **why) {
-    auto get = [&](const char *name) {
-      const char *v = h->has_option(cfg, name) ? h->option_string(cfg, name) : nullptr;
-      return std::string(v ? v : "");
-    };
-    access_key_id = get("aws_access_key_id");
-    secret_access_key = get("aws_secret_access_key");
-    session_token = get("aws_session_token");
-    profile = get("aws_profile");
-    sts_endpoint = get("sts_endpoint");
-    imds_endpoint = get("imds_endpoint");
-    container_endpoint = get("container_endpoint");
+  bool read(const Options &opts, const char **why) {
+    access_key_id = opts.string("aws_access_key_id");
+    secret_access_key = opts.string("aws_secret_access_key");
+    session_token = opts.string("aws_session_token");
+    profile = opts.string("aws_profile");
+    sts_endpoint = opts.string("sts_endpoint");
+    imds_endpoint = opts.string("imds_endpoint");
+    container_endpoint = opts.string("container_endpoint");
     if (access_key_id.empty() != secret_access_key.empty()) {
       *why = "aws_access_key_id and aws_secret_access_key go together: set both or neither";
       return false;

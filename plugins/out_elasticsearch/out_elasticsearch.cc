@@ -32,6 +32,9 @@
 #include <vector>
 
 #include "common/aws_options.h"
+#include "common/log_limiter.h"
+#include "common/options.h"
+#include "common/output.h"
 #include "common/slices.h"
 #include "es_bulk.h"
 #include "es_hosts.h"
@@ -165,10 +168,8 @@ struct Metrics {
   ingestd_metric_t *hosts_available;
 };
 
-struct Output {
-  const ingestd_host_t *host;
-  ingestd_instance_t *inst;
-
+// The instance's options, read once in on_init (read_options).
+struct EsOptions {
   std::vector<std::string> hosts;
   IndexPattern index;
   std::string time_field;
@@ -181,12 +182,24 @@ struct Output {
   std::string aws_service;
   std::string region;
   ingestd::common::AwsOptions aws_options;
-  ingestd_aws_t *aws = nullptr;
   std::string ca_file, client_cert, client_key;
   bool insecure = false;
   uint64_t timeout_ms = 60000;
   uint64_t cooldown_ms = 30000;
   uint64_t health_interval_ms = 5000;
+};
+
+// One output instance: constructed by on_init, start() / stop() from the
+// hooks of the same names, destroyed by on_destroy.
+struct Output final : ingestd::common::Instance {
+  Output(const ingestd_host_t *host, ingestd_instance_t *inst, EsOptions options);
+  ~Output();
+  int start();
+  void stop();
+  void flush(ingestd_batch_t *batch);
+
+  EsOptions opt;  // not const: opt.index caches its formatted names
+  ingestd_aws_t *aws = nullptr;
 
   std::unique_ptr<HostPool> pool;
   std::vector<bool> health_in_flight;
@@ -204,22 +217,10 @@ struct Output {
   std::vector<std::string> spare_bodies;
   std::set<Call *> calls;
   Metrics m{};
-  uint64_t last_refused_log_ms = 0;
-  bool refused_logged = false;
+  ingestd::common::LogLimiter refused_log{30000};
 };
 
 // ---- helpers
-
-const char *opt_string(const ingestd_host_t *h, const ingestd_config_t *cfg, const char *name) {
-  if (!h->has_option(cfg, name)) return nullptr;
-  const char *s = h->option_string(cfg, name);
-  return (s && *s) ? s : nullptr;
-}
-
-std::string opt_str(const ingestd_host_t *h, const ingestd_config_t *cfg, const char *name) {
-  const char *s = opt_string(h, cfg, name);
-  return s ? s : "";
-}
 
 const char *or_null(const std::string &s) {
   return s.empty() ? nullptr : s.c_str();
@@ -245,8 +246,8 @@ bool prepare_doc(Output *o, size_t i, Job *job, std::string *why) {
   size_t json_len = 0;
   const char *json = h->record_json(rec, &json_len);
   int64_t when = h->record_received_ms(rec);
-  if (o->index.has_date()) {
-    const ingestd_value_t *v = h->record_get(rec, o->time_field.c_str());
+  if (o->opt.index.has_date()) {
+    const ingestd_value_t *v = h->record_get(rec, o->opt.time_field.c_str());
     double ms = -1;
     if (v && h->value_kind(v) == INGESTD_VALUE_NUMBER) {
       ms = h->value_number(v);
@@ -260,11 +261,11 @@ bool prepare_doc(Output *o, size_t i, Job *job, std::string *why) {
     }
     if (ingestd::es::plausible_epoch_ms(ms)) when = static_cast<int64_t>(ms);
   }
-  const std::string &index = o->index.format(when);
+  const std::string &index = o->opt.index.format(when);
 
   std::string id;
   const ingestd_value_t *idv =
-      o->id_field.empty() ? nullptr : h->record_get(rec, o->id_field.c_str());
+      o->opt.id_field.empty() ? nullptr : h->record_get(rec, o->opt.id_field.c_str());
   ingestd_value_kind_type kind = idv ? h->value_kind(idv) : INGESTD_VALUE_NULL;
   if (kind == INGESTD_VALUE_STRING) {
     size_t len;
@@ -275,17 +276,17 @@ bool prepare_doc(Output *o, size_t i, Job *job, std::string *why) {
     const char *s = h->value_number_text(idv, &len);
     id.assign(s, len);
   } else if (kind != INGESTD_VALUE_NULL) {
-    *why = "id_field " + o->id_field + " is not a string or a number";
+    *why = "id_field " + o->opt.id_field + " is not a string or a number";
     return false;
   } else {
     id = ingestd::es::content_id(std::string_view(json, json_len));
   }
   if (id.empty()) {
-    *why = "id_field " + o->id_field + " is empty";
+    *why = "id_field " + o->opt.id_field + " is empty";
     return false;
   }
   if (id.size() > ingestd::es::kMaxIdBytes) {
-    *why = "id_field " + o->id_field + " is longer than 512 bytes";
+    *why = "id_field " + o->opt.id_field + " is longer than 512 bytes";
     return false;
   }
   size_t begin = job->body.size();
@@ -342,10 +343,7 @@ void fail_job(Output *o, Job *job, size_t begin, size_t end) {
 }
 
 void log_refused(Output *o, const std::string &host, const std::string &what) {
-  uint64_t now = now_ms(o);
-  if (o->refused_logged && now - o->last_refused_log_ms < 30000) return;
-  o->refused_logged = true;
-  o->last_refused_log_ms = now;
+  if (!o->refused_log.allow(now_ms(o))) return;
   o->host->log(o->inst, INGESTD_LOG_ERROR, "%s refused the bulk request: %s; the batch is retried",
                host.c_str(), what.c_str());
 }
@@ -357,28 +355,28 @@ void host_failed(Output *o, size_t i, const std::string &what) {
   update_available(o);
   if (!was_cooling) {
     o->host->log(o->inst, INGESTD_LOG_WARN, "%s failed (%s); skipping it for %llums",
-                 o->hosts[i].c_str(), what.c_str(),
-                 static_cast<unsigned long long>(o->cooldown_ms));
+                 o->opt.hosts[i].c_str(), what.c_str(),
+                 static_cast<unsigned long long>(o->opt.cooldown_ms));
   }
 }
 
 // Request headers shared by bulk requests and health checks. The strings
 // live in `o` (or are literals) for the duration of http_request.
 void auth_headers(Output *o, std::vector<ingestd_http_header_t> *h) {
-  if (!o->authorization.empty()) h->push_back({"Authorization", o->authorization.c_str()});
+  if (!o->opt.authorization.empty()) h->push_back({"Authorization", o->opt.authorization.c_str()});
 }
 
 void fill_request(Output *o, ingestd_http_request_t *req) {
-  req->timeout_ms = o->timeout_ms;
-  if (o->aws_auth) {
+  req->timeout_ms = o->opt.timeout_ms;
+  if (o->opt.aws_auth) {
     req->aws = o->aws;
-    req->aws_service = o->aws_service.c_str();
-    req->aws_region = o->region.c_str();
+    req->aws_service = o->opt.aws_service.c_str();
+    req->aws_region = o->opt.region.c_str();
   }
-  req->ca_file = or_null(o->ca_file);
-  req->client_cert = or_null(o->client_cert);
-  req->client_key = or_null(o->client_key);
-  req->insecure = o->insecure ? 1 : 0;
+  req->ca_file = or_null(o->opt.ca_file);
+  req->client_cert = or_null(o->opt.client_cert);
+  req->client_key = or_null(o->opt.client_key);
+  req->insecure = o->opt.insecure ? 1 : 0;
 }
 
 void on_bulk_done(void *arg, const ingestd_http_response_t *resp);
@@ -401,8 +399,8 @@ void send_next(Output *o, Job *job) {
   std::string_view payload = body;
   std::string &gz = job->gz;
   gz.clear();
-  if (o->compress) {
-    if (ingestd::es::gzip(body, o->compression_level, &gz)) {
+  if (o->opt.compress) {
+    if (ingestd::es::gzip(body, o->opt.compression_level, &gz)) {
       payload = gz;
     } else {
       o->host->log(o->inst, INGESTD_LOG_WARN, "gzip failed; sending the bulk body uncompressed");
@@ -415,7 +413,7 @@ void send_next(Output *o, Job *job) {
   auth_headers(o, &headers);
 
   size_t host = o->pool->pick(now_ms(o));
-  std::string url = o->hosts[host] + "/_bulk" + o->query;
+  std::string url = o->opt.hosts[host] + "/_bulk" + o->opt.query;
   ingestd_http_request_t req{};
   req.struct_size = sizeof req;
   req.method = "POST";
@@ -528,7 +526,7 @@ void on_bulk_done(void *arg, const ingestd_http_response_t *resp) {
       return;
     case RequestResult::Refused:
       h->metric_add(o->m.bulk_failures, 1);
-      log_refused(o, o->hosts[host], ingestd::es::request_error_text(resp->status, body));
+      log_refused(o, o->opt.hosts[host], ingestd::es::request_error_text(resp->status, body));
       fail_job(o, job, b, e);
       return;
     case RequestResult::TooLarge:
@@ -551,7 +549,7 @@ void on_bulk_done(void *arg, const ingestd_http_response_t *resp) {
           h->log(o->inst, INGESTD_LOG_WARN,
                  "%s answered 413 to a %zu-byte bulk request; sending at most %zu bytes per "
                  "request from now on",
-                 o->hosts[host].c_str(), body_bytes, half);
+                 o->opt.hosts[host].c_str(), body_bytes, half);
         }
       }
       send_next(o, job);
@@ -568,11 +566,11 @@ void on_bulk_done(void *arg, const ingestd_http_response_t *resp) {
   if (!ingestd::es::parse_bulk_response(body, &r, &err)) {
     h->metric_add(o->m.bulk_failures, 1);
     h->log(o->inst, INGESTD_LOG_WARN, "unreadable bulk response from %s (%s); the batch is retried",
-           o->hosts[host].c_str(), err.c_str());
+           o->opt.hosts[host].c_str(), err.c_str());
     fail_job(o, job, b, e);
     return;
   }
-  apply_items(o, job, b, e, r, o->hosts[host]);
+  apply_items(o, job, b, e, r, o->opt.hosts[host]);
   send_next(o, job);
 }
 
@@ -592,7 +590,7 @@ void on_health_done(void *arg, const ingestd_http_response_t *resp) {
     o->pool->healthy(host);
     update_available(o);
     o->host->log(o->inst, INGESTD_LOG_INFO, "%s answers again (HTTP %d); back in rotation",
-                 o->hosts[host].c_str(), s);
+                 o->opt.hosts[host].c_str(), s);
   }
 }
 
@@ -604,7 +602,7 @@ void on_health_timer(void *arg) {
     if (o->health_in_flight[i]) continue;
     std::vector<ingestd_http_header_t> headers;
     auth_headers(o, &headers);
-    std::string url = o->hosts[i] + "/";
+    std::string url = o->opt.hosts[i] + "/";
     ingestd_http_request_t req{};
     req.struct_size = sizeof req;
     req.method = "GET";
@@ -612,7 +610,7 @@ void on_health_timer(void *arg) {
     req.headers = headers.data();
     req.header_count = headers.size();
     fill_request(o, &req);
-    req.timeout_ms = o->health_interval_ms < 10000 ? 10000 : o->health_interval_ms;
+    req.timeout_ms = o->opt.health_interval_ms < 10000 ? 10000 : o->opt.health_interval_ms;
     auto *call = new Call;
     call->out = o;
     call->host = i;
@@ -629,98 +627,93 @@ void on_health_timer(void *arg) {
 
 // ---- lifecycle
 
-int fail_init(const ingestd_host_t *host, ingestd_instance_t *inst, Output *o,
-              const std::string &msg) {
-  host->log(inst, INGESTD_LOG_ERROR, "%s", msg.c_str());
-  delete o;
-  return -1;
-}
-
-int on_init(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_config_t *cfg,
-            void **data) {
-  if (!INGESTD_HOST_HAS(host, http_request) || !INGESTD_HOST_HAS(host, http_cancel)) {
-    host->log(inst, INGESTD_LOG_ERROR,
-              "the elasticsearch output needs the host's HTTP client service "
-              "(host->http_request), which this ingestd does not provide");
-    return -1;
+// False with *err when the options cannot work together.
+bool read_options(const ingestd_host_t *host, const ingestd_config_t *cfg, EsOptions *o,
+                  std::string *err) {
+  const ingestd::common::Options opts(host, cfg);
+  std::vector<std::string> hosts = opts.strings("hosts");
+  if (hosts.empty()) {
+    *err = "hosts: at least one URL is needed";
+    return false;
   }
-  auto *o = new Output;
-  o->host = host;
-  o->inst = inst;
-  o->slices.init(host, inst, prepare_slice, o);
-  std::string err;
-
-  size_t n = host->option_list_size(cfg, "hosts");
-  if (n == 0) return fail_init(host, inst, o, "hosts: at least one URL is needed");
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t i = 0; i < hosts.size(); ++i) {
     std::string url;
-    if (!ingestd::es::normalize_base_url(host->option_list_item(cfg, "hosts", i), &url, &err)) {
-      return fail_init(host, inst, o, "hosts[" + std::to_string(i) + "]: " + err);
+    if (!ingestd::es::normalize_base_url(hosts[i].c_str(), &url, err)) {
+      *err = "hosts[" + std::to_string(i) + "]: " + *err;
+      return false;
     }
     o->hosts.push_back(url);
   }
-  if (!o->index.parse(opt_str(host, cfg, "index"), &err)) {
-    return fail_init(host, inst, o, err);
-  }
-  o->time_field = opt_str(host, cfg, "index_time_field");
+  if (!o->index.parse(opts.string("index"), err)) return false;
+  o->time_field = opts.string("index_time_field");
   if (o->time_field.empty()) o->time_field = "ts";
-  o->id_field = opt_str(host, cfg, "id_field");
+  o->id_field = opts.string("id_field");
   std::vector<std::pair<std::string, std::string>> params;
-  if (const char *p = opt_string(host, cfg, "pipeline")) params.emplace_back("pipeline", p);
+  if (const char *p = opts.c_str("pipeline")) params.emplace_back("pipeline", p);
   // Only what per-item handling reads: an answer for 1,000 documents is
   // ~25 KB instead of ~200 KB to receive and check. Every item keeps its
   // status, so items still line up with documents; a server that ignores
   // the parameter sends the full answer, which reads the same.
   params.emplace_back("filter_path", ingestd::es::kBulkFilterPath);
   o->query = ingestd::es::query_string(params);
-  o->compress = host->option_bool(cfg, "compress") != 0;
-  o->compression_level = static_cast<int>(host->option_int(cfg, "compression_level"));
+  o->compress = opts.flag("compress");
+  o->compression_level = static_cast<int>(opts.integer("compression_level"));
 
-  std::string user = opt_str(host, cfg, "username");
-  std::string pass = opt_str(host, cfg, "password");
-  std::string api_key = opt_str(host, cfg, "api_key");
-  o->aws_auth = host->option_bool(cfg, "aws_auth") != 0;
+  std::string user = opts.string("username");
+  std::string pass = opts.string("password");
+  std::string api_key = opts.string("api_key");
+  o->aws_auth = opts.flag("aws_auth");
   int schemes = (!user.empty() || !pass.empty()) + !api_key.empty() + o->aws_auth;
   if (schemes > 1) {
-    return fail_init(host, inst, o,
-                     "choose one authentication: username/password, api_key or aws_auth");
+    *err = "choose one authentication: username/password, api_key or aws_auth";
+    return false;
   }
   if (user.empty() != pass.empty()) {
-    return fail_init(host, inst, o, "username and password go together");
+    *err = "username and password go together";
+    return false;
   }
   if (!user.empty()) o->authorization = "Basic " + ingestd::es::base64(user + ":" + pass);
   if (!api_key.empty()) o->authorization = "ApiKey " + api_key;
   if (o->aws_auth) {
     if (!INGESTD_HOST_HAS(host, aws_credentials)) {
-      return fail_init(host, inst, o,
-                       "aws_auth needs the host's AWS credentials service, which this ingestd "
-                       "does not provide");
+      *err =
+          "aws_auth needs the host's AWS credentials service, which this ingestd does not "
+          "provide";
+      return false;
     }
-    o->aws_service = opt_str(host, cfg, "aws_service");
-    o->region = opt_str(host, cfg, "region");
+    o->aws_service = opts.string("aws_service");
+    o->region = opts.string("region");
     if (o->region.empty()) o->region = ingestd::es::region_from_url(o->hosts[0]);
     if (o->region.empty()) {
-      return fail_init(
-          host, inst, o,
-          "aws_auth: set region (it cannot be read from the host name " + o->hosts[0] + ")");
+      *err = "aws_auth: set region (it cannot be read from the host name " + o->hosts[0] + ")";
+      return false;
     }
     const char *aws_why = nullptr;
-    if (!o->aws_options.read(host, cfg, &aws_why)) return fail_init(host, inst, o, aws_why);
+    if (!o->aws_options.read(opts, &aws_why)) {
+      *err = aws_why;
+      return false;
+    }
   }
-  o->ca_file = opt_str(host, cfg, "ca_file");
-  o->client_cert = opt_str(host, cfg, "client_cert");
-  o->client_key = opt_str(host, cfg, "client_key");
+  o->ca_file = opts.string("ca_file");
+  o->client_cert = opts.string("client_cert");
+  o->client_key = opts.string("client_key");
   if (o->client_cert.empty() != o->client_key.empty()) {
-    return fail_init(host, inst, o, "client_cert and client_key go together");
+    *err = "client_cert and client_key go together";
+    return false;
   }
-  o->insecure = host->option_bool(cfg, "tls_verify") == 0;
-  o->timeout_ms = static_cast<uint64_t>(host->option_int(cfg, "request_timeout"));
-  o->cooldown_ms = static_cast<uint64_t>(host->option_int(cfg, "host_cooldown"));
-  o->health_interval_ms = static_cast<uint64_t>(host->option_int(cfg, "health_check_interval"));
-  o->pool = std::make_unique<HostPool>(o->hosts.size(), o->cooldown_ms);
-  o->health_in_flight.assign(o->hosts.size(), false);
+  o->insecure = !opts.flag("tls_verify");
+  o->timeout_ms = opts.duration_ms("request_timeout");
+  o->cooldown_ms = opts.duration_ms("host_cooldown");
+  o->health_interval_ms = opts.duration_ms("health_check_interval");
+  return true;
+}
 
-  Metrics &m = o->m;
+Output::Output(const ingestd_host_t *h, ingestd_instance_t *in, EsOptions options)
+    : Instance(h, in),
+      opt(std::move(options)),
+      pool(std::make_unique<HostPool>(opt.hosts.size(), opt.cooldown_ms)),
+      health_in_flight(opt.hosts.size(), false) {
+  slices.init(host, inst, prepare_slice, this);
   m.bulk_requests = host->counter(inst, "elasticsearch_bulk_requests_total", "Bulk requests sent");
   m.bulk_failures = host->counter(
       inst, "elasticsearch_bulk_failures_total",
@@ -744,23 +737,38 @@ int on_init(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_
                                   "Requests that put a host into cool-down");
   m.hosts_available = host->gauge(inst, "elasticsearch_hosts_available",
                                   "Hosts not cooling down (summed over workers)");
-  host->metric_set(m.hosts_available, static_cast<double>(o->hosts.size()));
-  *data = o;
-  return 0;
+  host->metric_set(m.hosts_available, static_cast<double>(opt.hosts.size()));
 }
 
-int on_start(void *data) {
-  auto *o = static_cast<Output *>(data);
-  if (o->aws_auth) {
-    ingestd_aws_config_t c = o->aws_options.config(o->region);
-    o->aws = o->host->aws_credentials(o->inst, &c);
-    if (!o->aws) {
-      o->host->log(o->inst, INGESTD_LOG_ERROR, "no AWS credentials chain");
+int Output::start() {
+  if (opt.aws_auth) {
+    ingestd_aws_config_t c = opt.aws_options.config(opt.region);
+    aws = host->aws_credentials(inst, &c);
+    if (!aws) {
+      host->log(inst, INGESTD_LOG_ERROR, "no AWS credentials chain");
       return -1;
     }
   }
-  o->health_timer = o->host->timer_start(o->inst, o->health_interval_ms, o->health_interval_ms,
-                                         on_health_timer, o);
+  health_timer = host->timer_start(inst, opt.health_interval_ms, opt.health_interval_ms,
+                                   on_health_timer, this);
+  return 0;
+}
+
+int on_init(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_config_t *cfg,
+            void **data) {
+  if (!INGESTD_HOST_HAS(host, http_request) || !INGESTD_HOST_HAS(host, http_cancel)) {
+    host->log(inst, INGESTD_LOG_ERROR,
+              "the elasticsearch output needs the host's HTTP client service "
+              "(host->http_request), which this ingestd does not provide");
+    return -1;
+  }
+  EsOptions options;
+  std::string err;
+  if (!read_options(host, cfg, &options, &err)) {
+    host->log(inst, INGESTD_LOG_ERROR, "%s", err.c_str());
+    return -1;
+  }
+  *data = new Output(host, inst, std::move(options));
   return 0;
 }
 
@@ -790,66 +798,63 @@ bool prepare_slice(void *arg) {
   return !o->preparing.empty() && !o->stopping;
 }
 
-void on_flush(void *data, ingestd_batch_t *batch) {
-  auto *o = static_cast<Output *>(data);
-  const ingestd_host_t *h = o->host;
-  if (o->stopping) {
-    h->batch_done(batch, INGESTD_BATCH_RETRY);
+void Output::flush(ingestd_batch_t *batch) {
+  if (stopping) {
+    host->batch_done(batch, INGESTD_BATCH_RETRY);
     return;
   }
   auto *job = new Job;
   job->batch = batch;
-  size_t n = h->batch_size(batch);
+  size_t n = host->batch_size(batch);
   job->docs.reserve(n);
   // Growing a body of 200 KB and more by doubling copies it and touches
   // fresh pages on the way, in the middle of a slice.
-  if (!o->spare_bodies.empty()) {
-    job->body = std::move(o->spare_bodies.back());
-    o->spare_bodies.pop_back();
+  if (!spare_bodies.empty()) {
+    job->body = std::move(spare_bodies.back());
+    spare_bodies.pop_back();
   }
-  if (o->doc_bytes) job->body.reserve(n * (o->doc_bytes + o->doc_bytes / 8));
-  o->jobs.insert(job);
-  o->preparing.push_back(job);
+  if (doc_bytes) job->body.reserve(n * (doc_bytes + doc_bytes / 8));
+  jobs.insert(job);
+  preparing.push_back(job);
   // Not even a first slice now: on_flush runs inside the request that filled
   // the batch, and the requests that came with it would wait for the slice.
-  o->slices.schedule();
+  slices.schedule();
 }
 
-void on_stop(void *data) {
-  auto *o = static_cast<Output *>(data);
-  o->stopping = true;
-  if (o->health_timer) {
-    o->host->timer_stop(o->health_timer);
-    o->health_timer = nullptr;
+void Output::stop() {
+  stopping = true;
+  if (health_timer) {
+    host->timer_stop(health_timer);
+    health_timer = nullptr;
   }
-  o->preparing.clear();  // abandoned below with the other jobs
+  preparing.clear();  // abandoned below with the other jobs
   // A cancelled call's callback may run inside http_cancel (and free it) or
   // later: look each one up again before touching it.
-  std::vector<Call *> calls(o->calls.begin(), o->calls.end());
-  for (Call *c : calls) {
-    if (o->calls.count(c)) o->host->http_cancel(c->handle);
+  std::vector<Call *> open(calls.begin(), calls.end());
+  for (Call *c : open) {
+    if (calls.count(c)) host->http_cancel(c->handle);
   }
   // Batches whose callback has not run yet go back to the host now: after
   // on_stop the host no longer accepts batch_done for them.
-  for (Job *job : o->jobs) {
+  for (Job *job : jobs) {
     if (job->abandoned) continue;
     job->abandoned = true;
-    o->host->batch_done(job->batch, INGESTD_BATCH_RETRY);
+    host->batch_done(job->batch, INGESTD_BATCH_RETRY);
   }
 }
 
-void on_destroy(void *data) {
-  auto *o = static_cast<Output *>(data);
-  if (!o->stopping) on_stop(o);
+Output::~Output() {
+  if (!stopping) stop();
   // Callbacks still owed by the host find their call orphaned.
-  for (Call *c : o->calls) {
+  for (Call *c : calls) {
     c->out = nullptr;
     c->job = nullptr;
   }
-  for (Job *job : o->jobs)
+  for (Job *job : jobs)
     delete job;
-  delete o;
 }
+
+using Hooks = ingestd::common::OutputHooks<Output>;
 
 }  // namespace
 
@@ -865,10 +870,10 @@ extern "C" INGESTD_EXPORT const ingestd_plugin_t ingestd_plugin_v1 = {
     kOptions.data(),
     kOptions.size(),
     on_init,
-    on_start,
-    on_stop,
-    on_destroy,
+    Hooks::on_start,
+    Hooks::on_stop,
+    Hooks::on_destroy,
     nullptr,
     nullptr,
-    on_flush,
+    Hooks::on_flush,
 };

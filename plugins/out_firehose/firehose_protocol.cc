@@ -1,12 +1,14 @@
 // PutRecordBatch request bodies, a small JSON reader and AWS error codes.
 #include "firehose_protocol.h"
-#include "util/text.h"
+#include "common/text.h"
 
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
 namespace ingestd::firehose {
+
+using common::trim;
 
 namespace {
 

@@ -5,6 +5,7 @@
 // buckets (calls/s, records/s, bytes/s, per worker) and classified by AWS
 // error code. README.md in this folder explains the cost effect.
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <cstring>
 #include <deque>
@@ -14,7 +15,12 @@
 #include <vector>
 
 #include "common/aws_options.h"
+#include "common/backoff.h"
+#include "common/log_limiter.h"
+#include "common/options.h"
+#include "common/output.h"
 #include "common/slices.h"
+#include "common/token_bucket.h"
 #include "firehose_pack.h"
 #include "firehose_protocol.h"
 #include "ingestd/plugin.h"
@@ -105,10 +111,8 @@ struct Metrics {
   ingestd_metric_t *throttle_waits, *dead_lettered, *inflight;
 };
 
-struct FirehoseOutput {
-  const ingestd_host_t *host = nullptr;
-  ingestd_instance_t *inst = nullptr;
-
+// The instance's options, read once in on_init (read_options).
+struct FirehoseOptions {
   std::string region, stream, url;
   ingestd::common::AwsOptions aws_options;
   std::string ca_file;
@@ -120,11 +124,25 @@ struct FirehoseOutput {
   uint32_t partial_retries = 3;
   uint64_t timeout_ms = 30000;
   uint64_t retry_initial_ms = 100, retry_max_ms = 30000;
+};
+
+// One output instance: constructed by on_init, start() / stop() from the
+// hooks of the same names, destroyed by on_destroy.
+struct FirehoseOutput final : ingestd::common::Instance {
+  FirehoseOutput(const ingestd_host_t *host, ingestd_instance_t *inst, FirehoseOptions options);
+  ~FirehoseOutput();
+  int start();
+  void stop();
+
+  const FirehoseOptions opt;
 
   ingestd_aws_t *aws = nullptr;
-  TokenBucket calls_bucket, records_bucket, bytes_bucket;
+  ingestd::common::TokenBucket calls_bucket, records_bucket, bytes_bucket;
   uint64_t paused_until_ms = 0;
-  uint64_t pause_ms = 0;  // current own pause after a whole-call failure; 0: none
+  // The own pause after whole-call failures (capped exponential, full
+  // jitter: the workers that failed together resume apart); its generator
+  // also spaces the resends of failed records.
+  ingestd::common::Retry pause;
   ingestd_timer_t *timer = nullptr;
   uint64_t timer_due_ms = 0;  // 0: not armed
   bool stopping = false;
@@ -141,9 +159,7 @@ struct FirehoseOutput {
   Metrics m{};
 
   // Rate-limited logging: one line per class a minute at most.
-  uint64_t last_log_ms[4] = {0, 0, 0, 0};
-  bool logged[4] = {false, false, false, false};
-  uint64_t suppressed[4] = {0, 0, 0, 0};
+  std::array<ingestd::common::LogLimiter, 4> log_limits{};
 
   void flush(ingestd_batch_t *b);
   bool prepare_slice();
@@ -181,20 +197,14 @@ void on_http_done(void *arg, const ingestd_http_response_t *resp) {
 }
 
 void FirehoseOutput::log_limited(int slot, ingestd_log_level_type level, const std::string &msg) {
-  uint64_t now = host->now_ms(inst);
-  if (logged[slot] && now - last_log_ms[slot] < 60000) {
-    ++suppressed[slot];
-    return;
-  }
-  if (suppressed[slot] > 0) {
+  ingestd::common::LogLimiter &limit = log_limits[static_cast<size_t>(slot)];
+  if (!limit.allow(host->now_ms(inst))) return;
+  if (limit.skipped() > 0) {
     host->log(inst, level, "%s (%llu more like it in the last minute)", msg.c_str(),
-              static_cast<unsigned long long>(suppressed[slot]));
+              static_cast<unsigned long long>(limit.skipped()));
   } else {
     host->log(inst, level, "%s", msg.c_str());
   }
-  logged[slot] = true;
-  last_log_ms[slot] = now;
-  suppressed[slot] = 0;
 }
 
 void FirehoseOutput::schedule(uint64_t at_ms) {
@@ -211,9 +221,8 @@ void FirehoseOutput::schedule(uint64_t at_ms) {
 }
 
 void FirehoseOutput::pause_sending() {
-  pause_ms = pause_ms == 0 ? retry_initial_ms : std::min(pause_ms * 2, retry_max_ms);
   uint64_t now = host->now_ms(inst);
-  paused_until_ms = std::max(paused_until_ms, now + pause_ms);
+  paused_until_ms = std::max(paused_until_ms, now + pause.failed());
   calls_bucket.drain(now);
   records_bucket.drain(now);
   bytes_bucket.drain(now);
@@ -223,7 +232,7 @@ void FirehoseOutput::enqueue_plan(Job *job, Plan &&plan, uint32_t attempt, uint6
   for (uint32_t i : plan.too_large) {
     char why[128];
     std::snprintf(why, sizeof why, "record of %zu bytes exceeds the Firehose limit of %zu bytes",
-                  job->sizes[i], limits.hard_record_max);
+                  job->sizes[i], opt.limits.hard_record_max);
     host->batch_dead_letter(job->batch, i, why);
     host->metric_add(m.dead_lettered, 1);
     job->state[i] = kDead;
@@ -267,14 +276,14 @@ bool FirehoseOutput::prepare_slice() {
     size_t i = job->prepared, len = 0;
     const char *json = host->record_json(host->batch_record(job->batch, i), &len);
     job->pieces[i] = Piece{json, len};
-    job->sizes[i] = len + (newline ? 1 : 0);
+    job->sizes[i] = len + (opt.newline ? 1 : 0);
   }
   if (job->prepared == n) {
     preparing.pop_front();
     std::vector<uint32_t> all(n);
     for (size_t i = 0; i < n; ++i)
       all[i] = static_cast<uint32_t>(i);
-    enqueue_plan(job, plan_calls(all, job->sizes, limits), 0, 0);
+    enqueue_plan(job, plan_calls(all, job->sizes, opt.limits), 0, 0);
     if (job->calls_outstanding == 0) {
       finish_job(job);
     } else {
@@ -287,7 +296,7 @@ bool FirehoseOutput::prepare_slice() {
 void FirehoseOutput::pump() {
   if (stopping || pumping) return;
   pumping = true;
-  while (inflight.size() < max_inflight && !ready.empty()) {
+  while (inflight.size() < opt.max_inflight && !ready.empty()) {
     uint64_t now = host->now_ms(inst);
     if (now < paused_until_ms) {
       schedule(paused_until_ms);
@@ -331,7 +340,7 @@ void FirehoseOutput::send(Call *c) {
   }
   std::string &body = c->body;
   body.clear();
-  build_put_record_batch(stream, records, newline, &body);
+  build_put_record_batch(opt.stream, records, opt.newline, &body);
 
   const ingestd_http_header_t headers[] = {
       {"Content-Type", kContentType},
@@ -340,18 +349,18 @@ void FirehoseOutput::send(Call *c) {
   ingestd_http_request_t req{};
   req.struct_size = sizeof req;
   req.method = "POST";
-  req.url = url.c_str();
+  req.url = opt.url.c_str();
   req.headers = headers;
   req.header_count = sizeof headers / sizeof headers[0];
   req.body = body.data();
   req.body_len = body.size();
   req.body_lent = 1;
-  req.timeout_ms = timeout_ms;
+  req.timeout_ms = opt.timeout_ms;
   req.aws = aws;
   req.aws_service = "firehose";
-  req.aws_region = region.c_str();
-  req.ca_file = ca_file.empty() ? nullptr : ca_file.c_str();
-  req.insecure = tls_verify ? 0 : 1;
+  req.aws_region = opt.region.c_str();
+  req.ca_file = opt.ca_file.empty() ? nullptr : opt.ca_file.c_str();
+  req.insecure = opt.tls_verify ? 0 : 1;
 
   host->metric_add(m.calls, 1);
   c->handle = host->http_request(inst, &req, on_http_done, c);
@@ -371,7 +380,7 @@ void FirehoseOutput::done(Call *c, const ingestd_http_response_t *resp) {
       host->metric_add(m.err_transport, 1);
       bool creds = std::strncmp(err, "credentials", 11) == 0;
       log_limited(creds ? 2 : 1, INGESTD_LOG_WARN,
-                  "stream " + stream + ": " + (creds ? "" : "transport error: ") + err +
+                  "stream " + opt.stream + ": " + (creds ? "" : "transport error: ") + err +
                       "; the records are retried with backoff");
       call_failed(c, creds ? ErrorClass::kAuth : ErrorClass::kTransient, err);
     } else {
@@ -384,7 +393,7 @@ void FirehoseOutput::done(Call *c, const ingestd_http_response_t *resp) {
   if (resp->status >= 200 && resp->status < 300) {
     PutResult r;
     if (parse_put_result(std::string_view(resp->body ? resp->body : "", resp->body_len), &r)) {
-      pause_ms = 0;  // the service answered: the own pause starts small again
+      pause.succeeded();  // the service answered: the own pause starts small again
       std::vector<uint32_t> failed;
       uint64_t recs = 0, put = 0, units = 0, bytes = 0;
       for (size_t k = 0; k < c->plan.records.size(); ++k) {
@@ -421,7 +430,7 @@ void FirehoseOutput::done(Call *c, const ingestd_http_response_t *resp) {
     // risks a duplicate, never a loss.
     host->metric_add(m.err_transient, 1);
     log_limited(1, INGESTD_LOG_WARN,
-                "stream " + stream + ": unreadable PutRecordBatch answer (HTTP " +
+                "stream " + opt.stream + ": unreadable PutRecordBatch answer (HTTP " +
                     std::to_string(resp->status) + "); the records are sent again");
     call_failed(c, ErrorClass::kTransient, "unreadable answer");
     finish_call(c);
@@ -443,24 +452,25 @@ void FirehoseOutput::done(Call *c, const ingestd_http_response_t *resp) {
   switch (cls) {
     case ErrorClass::kThrottle:
       host->metric_add(m.err_throttled, 1);
-      log_limited(0, INGESTD_LOG_WARN,
-                  "stream " + stream + ": " + what + "; slowing down and retrying with backoff");
+      log_limited(
+          0, INGESTD_LOG_WARN,
+          "stream " + opt.stream + ": " + what + "; slowing down and retrying with backoff");
       break;
     case ErrorClass::kTransient:
       host->metric_add(m.err_transient, 1);
       log_limited(1, INGESTD_LOG_WARN,
-                  "stream " + stream + ": " + what + "; the records are retried with backoff");
+                  "stream " + opt.stream + ": " + what + "; the records are retried with backoff");
       break;
     case ErrorClass::kAuth:
       host->metric_add(m.err_auth, 1);
       log_limited(2, INGESTD_LOG_ERROR,
-                  "stream " + stream + ": credentials rejected: " + what +
+                  "stream " + opt.stream + ": credentials rejected: " + what +
                       "; data stays queued and is retried with backoff until this is fixed");
       break;
     case ErrorClass::kConfig:
       host->metric_add(m.err_config, 1);
       log_limited(3, INGESTD_LOG_ERROR,
-                  "stream " + stream + ": request refused: " + what +
+                  "stream " + opt.stream + ": request refused: " + what +
                       "; data stays queued and is retried with backoff until this is fixed");
       break;
   }
@@ -483,14 +493,14 @@ void FirehoseOutput::call_failed(Call *c, ErrorClass, const std::string &) {
 // with a growing pause, then hand them to the host queue.
 void FirehoseOutput::records_failed(Call *c, const std::vector<uint32_t> &items) {
   Job *job = c->job;
-  if (stopping || job->aborted || c->attempt >= partial_retries) {
+  if (stopping || job->aborted || c->attempt >= opt.partial_retries) {
     for (uint32_t i : items)
       job->state[i] = kRetry;
     return;
   }
   host->metric_add(m.resent, static_cast<double>(items.size()));
-  uint64_t delay = std::min(retry_max_ms, retry_initial_ms << std::min<uint32_t>(c->attempt, 20));
-  enqueue_plan(job, plan_calls(items, job->sizes, limits), c->attempt + 1,
+  uint64_t delay = pause.backoff().next_delay_ms(c->attempt + 1, pause.rng());
+  enqueue_plan(job, plan_calls(items, job->sizes, opt.limits), c->attempt + 1,
                host->now_ms(inst) + delay);
 }
 
@@ -538,78 +548,65 @@ void FirehoseOutput::finish_job(Job *job) {
 
 // ---- lifecycle ---------------------------------------------------------------
 
-std::string opt_string(const ingestd_host_t *h, const ingestd_config_t *cfg, const char *name) {
-  if (!h->has_option(cfg, name)) return {};
-  const char *s = h->option_string(cfg, name);
-  return s ? s : "";
-}
-
-int on_init(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_config_t *cfg,
-            void **data) {
-  auto o = std::make_unique<FirehoseOutput>();
-  o->host = host;
-  o->inst = inst;
-  o->slices.init(
-      host, inst, [](void *arg) { return static_cast<FirehoseOutput *>(arg)->prepare_slice(); },
-      o.get());
-  o->region = opt_string(host, cfg, "region");
-  o->stream = opt_string(host, cfg, "stream");
+// False with *err when the options cannot work together.
+bool read_options(const ingestd_host_t *host, const ingestd_config_t *cfg, FirehoseOptions *o,
+                  std::string *err) {
+  const ingestd::common::Options opts(host, cfg);
+  o->region = opts.string("region");
+  o->stream = opts.string("stream");
   if (o->region.empty()) {
-    host->log(inst, INGESTD_LOG_ERROR, "region must not be empty");
-    return -1;
+    *err = "region must not be empty";
+    return false;
   }
   if (!valid_stream_name(o->stream)) {
-    host->log(inst, INGESTD_LOG_ERROR,
-              "stream \"%s\": a delivery stream name is 1 to 64 of [a-zA-Z0-9_.-]",
-              o->stream.c_str());
-    return -1;
+    *err = "stream \"" + o->stream + "\": a delivery stream name is 1 to 64 of [a-zA-Z0-9_.-]";
+    return false;
   }
-  o->url = opt_string(host, cfg, "endpoint");
+  o->url = opts.string("endpoint");
   if (o->url.empty()) {
     o->url = "https://firehose." + o->region + ".amazonaws.com" +
              (o->region.rfind("cn-", 0) == 0 ? ".cn" : "") + "/";
   } else if (o->url.rfind("http://", 0) != 0 && o->url.rfind("https://", 0) != 0) {
-    host->log(inst, INGESTD_LOG_ERROR, "endpoint \"%s\": give an http:// or https:// URL",
-              o->url.c_str());
-    return -1;
+    *err = "endpoint \"" + o->url + "\": give an http:// or https:// URL";
+    return false;
   } else if (o->url.find('/', o->url.find("://") + 3) == std::string::npos) {
     o->url += "/";  // PutRecordBatch is POST /
   }
-  o->limits.aggregate = host->option_bool(cfg, "aggregate") != 0;
-  o->limits.record_max_bytes = static_cast<size_t>(host->option_size(cfg, "record_max_bytes"));
-  o->newline = host->option_bool(cfg, "append_newline") != 0;
+  o->limits.aggregate = opts.flag("aggregate");
+  o->limits.record_max_bytes = static_cast<size_t>(opts.size("record_max_bytes"));
+  o->newline = opts.flag("append_newline");
   if (o->limits.aggregate && !o->newline) {
-    host->log(inst, INGESTD_LOG_ERROR,
-              "aggregate needs append_newline = true: packed records are separated by newlines");
-    return -1;
+    *err = "aggregate needs append_newline = true: packed records are separated by newlines";
+    return false;
   }
-  o->calls_rate = host->option_double(cfg, "calls_per_second");
-  o->records_rate = host->option_double(cfg, "records_per_second");
-  o->bytes_rate = static_cast<double>(host->option_size(cfg, "bytes_per_second"));
-  o->max_inflight = static_cast<size_t>(host->option_int(cfg, "max_calls_inflight"));
-  o->partial_retries = static_cast<uint32_t>(host->option_int(cfg, "partial_retries"));
-  o->timeout_ms = static_cast<uint64_t>(host->option_int(cfg, "request_timeout"));
-  o->retry_initial_ms =
-      static_cast<uint64_t>(std::max<int64_t>(1, host->option_int(cfg, "retry_initial")));
-  o->retry_max_ms = std::max<uint64_t>(o->retry_initial_ms,
-                                       static_cast<uint64_t>(host->option_int(cfg, "retry_max")));
+  o->calls_rate = opts.number("calls_per_second");
+  o->records_rate = opts.number("records_per_second");
+  o->bytes_rate = static_cast<double>(opts.size("bytes_per_second"));
+  o->max_inflight = static_cast<size_t>(opts.integer("max_calls_inflight"));
+  o->partial_retries = static_cast<uint32_t>(opts.integer("partial_retries"));
+  o->timeout_ms = opts.duration_ms("request_timeout");
+  o->retry_initial_ms = opts.retry_initial_ms();
+  o->retry_max_ms = opts.retry_max_ms();
   const char *aws_why = nullptr;
-  if (!o->aws_options.read(host, cfg, &aws_why)) {
-    host->log(inst, INGESTD_LOG_ERROR, "%s", aws_why);
-    return -1;
+  if (!o->aws_options.read(opts, &aws_why)) {
+    *err = aws_why;
+    return false;
   }
-  o->ca_file = opt_string(host, cfg, "ca_file");
-  o->tls_verify = host->option_bool(cfg, "tls_verify") != 0;
+  o->ca_file = opts.string("ca_file");
+  o->tls_verify = opts.flag("tls_verify");
+  return true;
+}
 
-  if (!INGESTD_HOST_HAS(host, http_request) || !INGESTD_HOST_HAS(host, aws_credentials)) {
-    host->log(inst, INGESTD_LOG_ERROR,
-              "this ingestd has no HTTP client / AWS credentials service (host ABI %u.%u): the "
-              "firehose output cannot run; use an ingestd built with core/httpclient",
-              host->abi_major, host->abi_minor);
-    return -1;
-  }
-
-  Metrics &m = o->m;
+FirehoseOutput::FirehoseOutput(const ingestd_host_t *h, ingestd_instance_t *in,
+                               FirehoseOptions options)
+    : Instance(h, in),
+      opt(std::move(options)),
+      // Seeded apart per instance, so the workers' outputs pause and resend apart.
+      pause(ingestd::common::Backoff(opt.retry_initial_ms, opt.retry_max_ms),
+            h->now_ms(in) ^ reinterpret_cast<uintptr_t>(this)) {
+  slices.init(
+      host, inst, [](void *arg) { return static_cast<FirehoseOutput *>(arg)->prepare_slice(); },
+      this);
   m.calls = host->counter(inst, "firehose_calls_total", "PutRecordBatch calls sent");
   m.records = host->counter(inst, "firehose_records_total", "Records delivered to Firehose");
   m.put_records = host->counter(inst, "firehose_put_records_total",
@@ -641,64 +638,75 @@ int on_init(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_
   m.dead_lettered = host->counter(inst, "firehose_records_too_large_total",
                                   "Records dead-lettered as larger than 1,000 KiB");
   m.inflight = host->gauge(inst, "firehose_calls_inflight", "PutRecordBatch calls in flight");
-  *data = o.release();
-  return 0;
 }
 
-int on_start(void *data) {
-  auto *o = static_cast<FirehoseOutput *>(data);
-  const ingestd_host_t *h = o->host;
-  ingestd_aws_config_t ac = o->aws_options.config(o->region);
-  o->aws = h->aws_credentials(o->inst, &ac);
-  if (!o->aws) {
-    h->log(o->inst, INGESTD_LOG_ERROR, "the host gave no AWS credentials chain");
+int FirehoseOutput::start() {
+  ingestd_aws_config_t ac = opt.aws_options.config(opt.region);
+  aws = host->aws_credentials(inst, &ac);
+  if (!aws) {
+    host->log(inst, INGESTD_LOG_ERROR, "the host gave no AWS credentials chain");
     return -1;
   }
-  uint64_t now = h->now_ms(o->inst);
-  o->calls_bucket = TokenBucket(o->calls_rate, now);
-  o->records_bucket = TokenBucket(o->records_rate, now);
-  o->bytes_bucket = TokenBucket(o->bytes_rate, now);
-  h->log(o->inst, INGESTD_LOG_INFO, "stream %s in %s via %s, aggregate %s", o->stream.c_str(),
-         o->region.c_str(), o->url.c_str(), o->limits.aggregate ? "on" : "off");
+  uint64_t now = host->now_ms(inst);
+  // One second's worth of burst each.
+  calls_bucket = ingestd::common::TokenBucket(opt.calls_rate, opt.calls_rate, now);
+  records_bucket = ingestd::common::TokenBucket(opt.records_rate, opt.records_rate, now);
+  bytes_bucket = ingestd::common::TokenBucket(opt.bytes_rate, opt.bytes_rate, now);
+  host->log(inst, INGESTD_LOG_INFO, "stream %s in %s via %s, aggregate %s", opt.stream.c_str(),
+            opt.region.c_str(), opt.url.c_str(), opt.limits.aggregate ? "on" : "off");
   return 0;
 }
 
 // Queued calls go back to the host at once; calls in flight complete through
 // the host (which cancels them as the instance stops: their records are
 // retried, or kept on disk, like any failed call).
-void on_stop(void *data) {
-  auto *o = static_cast<FirehoseOutput *>(data);
-  o->stopping = true;
-  if (o->timer) {
-    o->host->timer_stop(o->timer);
-    o->timer = nullptr;
-    o->timer_due_ms = 0;
+void FirehoseOutput::stop() {
+  stopping = true;
+  if (timer) {
+    host->timer_stop(timer);
+    timer = nullptr;
+    timer_due_ms = 0;
   }
-  o->preparing.clear();  // their jobs have no calls: given back below
-  std::vector<Job *> jobs(o->jobs.begin(), o->jobs.end());
-  for (Job *job : jobs) {
-    o->abort_queued(job);
-    if (job->calls_outstanding == 0) o->finish_job(job);
+  preparing.clear();  // their jobs have no calls: given back below
+  std::vector<Job *> open(jobs.begin(), jobs.end());
+  for (Job *job : open) {
+    abort_queued(job);
+    if (job->calls_outstanding == 0) finish_job(job);
   }
 }
 
-void on_destroy(void *data) {
-  auto *o = static_cast<FirehoseOutput *>(data);
-  if (o->timer) o->host->timer_stop(o->timer);
-  for (Call *c : o->ready)
+FirehoseOutput::~FirehoseOutput() {
+  if (timer) host->timer_stop(timer);
+  for (Call *c : ready)
     delete c;
   // The host completes every call before destroy; should one still be out,
   // its callback must find nothing of ours.
-  for (Call *c : o->inflight)
+  for (Call *c : inflight)
     c->out = nullptr;
-  for (Job *job : o->jobs)
+  for (Job *job : jobs)
     delete job;
-  delete o;
 }
 
-void on_flush(void *data, ingestd_batch_t *batch) {
-  static_cast<FirehoseOutput *>(data)->flush(batch);
+int on_init(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_config_t *cfg,
+            void **data) {
+  FirehoseOptions options;
+  std::string err;
+  if (!read_options(host, cfg, &options, &err)) {
+    host->log(inst, INGESTD_LOG_ERROR, "%s", err.c_str());
+    return -1;
+  }
+  if (!INGESTD_HOST_HAS(host, http_request) || !INGESTD_HOST_HAS(host, aws_credentials)) {
+    host->log(inst, INGESTD_LOG_ERROR,
+              "this ingestd has no HTTP client / AWS credentials service (host ABI %u.%u): the "
+              "firehose output cannot run; use an ingestd built with core/httpclient",
+              host->abi_major, host->abi_minor);
+    return -1;
+  }
+  *data = new FirehoseOutput(host, inst, std::move(options));
+  return 0;
 }
+
+using Hooks = ingestd::common::OutputHooks<FirehoseOutput>;
 
 }  // namespace
 
@@ -713,10 +721,10 @@ extern "C" INGESTD_EXPORT const ingestd_plugin_t ingestd_plugin_v1 = {
     kOptions.data(),
     kOptions.size(),
     on_init,
-    on_start,
-    on_stop,
-    on_destroy,
+    Hooks::on_start,
+    Hooks::on_stop,
+    Hooks::on_destroy,
     nullptr,
     nullptr,
-    on_flush,
+    Hooks::on_flush,
 };

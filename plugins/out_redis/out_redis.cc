@@ -17,11 +17,14 @@
 #include <deque>
 #include <list>
 #include <memory>
-#include <random>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "common/backoff.h"
+#include "common/log_limiter.h"
+#include "common/options.h"
+#include "common/output.h"
 #include "ingestd/plugin.h"
 #include "redis_protocol.h"
 #include "redis_templates.h"
@@ -190,11 +193,8 @@ struct Expected {
   Cmd *end;
 };
 
-struct RedisOutput final : Connection::Handler {
-  const ingestd_host_t *host = nullptr;
-  ingestd_instance_t *inst = nullptr;
-
-  // Configuration.
+// The instance's options, read once in on_init (read_options).
+struct RedisOptions {
   std::string address;
   bool unix_socket = false;
   std::string host_or_path;
@@ -205,7 +205,18 @@ struct RedisOutput final : Connection::Handler {
   uint64_t retry_initial_ms = 100, retry_max_ms = 30000;
   size_t max_commands = 20000;
   EncoderConfig enc;
-  std::unique_ptr<RecordEncoder> encoder;
+};
+
+// One output instance: constructed by on_init, start() / stop() from the
+// hooks of the same names, destroyed by on_destroy.
+struct RedisOutput final : ingestd::common::Instance, Connection::Handler {
+  RedisOutput(const ingestd_host_t *host, ingestd_instance_t *inst, RedisOptions options);
+  ~RedisOutput();
+  int start();
+  void stop();
+
+  const RedisOptions opt;
+  RecordEncoder encoder;
 
   // Connection.
   Connection *conn = nullptr;
@@ -216,7 +227,9 @@ struct RedisOutput final : Connection::Handler {
   int handshake_left = 0;
   std::vector<const char *> handshake_steps;
   uint64_t connect_started_ms = 0;
-  uint64_t backoff_ms = 100;
+  // Reconnects: capped exponential with full jitter (every worker lost the
+  // same server at once); seeded per instance in on_init.
+  ingestd::common::Retry reconnect;
   bool attempted = false;
   bool failure_logged = false;
   bool ever_ready = false;
@@ -231,12 +244,10 @@ struct RedisOutput final : Connection::Handler {
   bool stopping = false;  // on_stop ran: batches are answered, nothing is sent
   bool detached = false;  // on_destroy: the host's batches are gone
   bool retry_logged = false;
-  uint64_t last_dead_log_ms = 0;
-  bool dead_logged = false;
+  ingestd::common::LogLimiter dead_log{60000};
 
   ingestd_timer_t *tick = nullptr;
   ingestd_timer_t *reconnect_timer = nullptr;
-  std::minstd_rand rng;
 
   ingestd_metric_t *m_sent = nullptr, *m_ok = nullptr, *m_err = nullptr, *m_nil = nullptr;
   ingestd_metric_t *m_reconnects = nullptr, *m_inflight = nullptr, *m_waiting = nullptr;
@@ -289,7 +300,7 @@ void RedisOutput::connect() {
   state = State::Connecting;
   connect_started_ms = now();
   std::string err;
-  Connection *c = Connection::open(loop(), unix_socket, host_or_path, port, this, &err);
+  Connection *c = Connection::open(loop(), opt.unix_socket, opt.host_or_path, opt.port, this, &err);
   if (!c) {
     connection_lost(err, false);
     return;
@@ -306,15 +317,15 @@ void RedisOutput::connect() {
     handshake_steps.push_back(step);
     expected.push_back(Expected{nullptr, nullptr, nullptr});
   };
-  if (!password.empty()) {
-    if (!username.empty()) {
-      command({"AUTH", username, password}, "AUTH");
+  if (!opt.password.empty()) {
+    if (!opt.username.empty()) {
+      command({"AUTH", opt.username, opt.password}, "AUTH");
     } else {
-      command({"AUTH", password}, "AUTH");
+      command({"AUTH", opt.password}, "AUTH");
     }
   }
-  if (db != 0) command({"SELECT", std::to_string(db)}, "SELECT");
-  if (!enc.if_newer.empty()) command({"SCRIPT", "LOAD", kNewerScript}, "SCRIPT LOAD");
+  if (opt.db != 0) command({"SELECT", std::to_string(opt.db)}, "SELECT");
+  if (!opt.enc.if_newer.empty()) command({"SCRIPT", "LOAD", kNewerScript}, "SCRIPT LOAD");
   if (handshake_steps.empty()) command({"PING"}, "PING");
   handshake_left = static_cast<int>(handshake_steps.size());
   if (!conn->write(cmds.data(), cmds.size())) drop("out of memory", true);
@@ -362,10 +373,10 @@ void RedisOutput::on_handshake_reply(redisReply *r) {
 
 void RedisOutput::ready() {
   state = State::Ready;
-  backoff_ms = retry_initial_ms;
+  reconnect.succeeded();
   host->metric_set(m_connected, 1);
   if (failure_logged || !ever_ready) {
-    host->log(inst, INGESTD_LOG_INFO, "connected to %s", address.c_str());
+    host->log(inst, INGESTD_LOG_INFO, "connected to %s", opt.address.c_str());
   }
   failure_logged = false;
   ever_ready = true;
@@ -416,14 +427,16 @@ void RedisOutput::connection_lost(const std::string &why, bool error) {
   ingestd_log_level_type level = error ? INGESTD_LOG_ERROR : INGESTD_LOG_WARN;
   if (was_ready) {
     host->log(inst, level, "connection to %s lost: %s; reconnecting, records wait in the queue",
-              address.c_str(), why.c_str());
+              opt.address.c_str(), why.c_str());
     failure_logged = true;
   } else if (!failure_logged) {
     host->log(inst, level, "cannot connect to %s: %s; retrying with backoff up to %llums",
-              address.c_str(), why.c_str(), static_cast<unsigned long long>(retry_max_ms));
+              opt.address.c_str(), why.c_str(),
+              static_cast<unsigned long long>(reconnect.backoff().max_ms()));
     failure_logged = true;
   } else {
-    host->log(inst, INGESTD_LOG_DEBUG, "cannot connect to %s: %s", address.c_str(), why.c_str());
+    host->log(inst, INGESTD_LOG_DEBUG, "cannot connect to %s: %s", opt.address.c_str(),
+              why.c_str());
   }
   schedule_reconnect();
 }
@@ -431,8 +444,7 @@ void RedisOutput::connection_lost(const std::string &why, bool error) {
 void RedisOutput::schedule_reconnect() {
   // Full backoff on the first try too: a server that just closed on us is
   // often restarting, and every worker reconnects at once.
-  uint64_t delay = backoff_ms / 2 + rng() % (backoff_ms / 2 + 1);
-  backoff_ms = std::min(backoff_ms * 2, retry_max_ms);
+  uint64_t delay = reconnect.failed();
   auto cb = [](void *p) { static_cast<RedisOutput *>(p)->connect(); };
   if (reconnect_timer) {
     host->timer_restart(reconnect_timer, delay, 0);
@@ -443,15 +455,15 @@ void RedisOutput::schedule_reconnect() {
 
 void RedisOutput::on_tick() {
   uint64_t t = now();
-  if (state == State::Connecting && conn && t - connect_started_ms > connect_timeout_ms) {
-    drop("not connected within connect_timeout (" + std::to_string(connect_timeout_ms) + "ms)");
+  if (state == State::Connecting && conn && t - connect_started_ms > opt.connect_timeout_ms) {
+    drop("not connected within connect_timeout (" + std::to_string(opt.connect_timeout_ms) + "ms)");
     return;
   }
   if (state != State::Ready) return;
   for (auto &b : batches) {
     if (!b->sent) continue;
-    if (t - b->sent_ms > command_timeout_ms) {
-      drop("no reply within command_timeout (" + std::to_string(command_timeout_ms) + "ms)");
+    if (t - b->sent_ms > opt.command_timeout_ms) {
+      drop("no reply within command_timeout (" + std::to_string(opt.command_timeout_ms) + "ms)");
     }
     break;  // the oldest sent batch decides
   }
@@ -497,7 +509,7 @@ void RedisOutput::pump() {
         finish(b);
         continue;
       }
-      if (inflight_commands > 0 && inflight_commands + b->cmds.size() > max_commands) break;
+      if (inflight_commands > 0 && inflight_commands + b->cmds.size() > opt.max_commands) break;
       waiting.pop_front();
       send(b);
     }
@@ -516,7 +528,7 @@ void RedisOutput::encode(PendingBatch *b) {
     HostRecord rec(host, inst, host->batch_record(b->batch, i));
     extents.clear();
     ttl_keys.clear();
-    if (!encoder->encode(rec, script_sha, &b->resp, &extents, &ttl_keys, &reason)) {
+    if (!encoder.encode(rec, script_sha, &b->resp, &extents, &ttl_keys, &reason)) {
       mark(b, static_cast<uint32_t>(i), kDead, reason);
       continue;
     }
@@ -529,7 +541,7 @@ void RedisOutput::encode(PendingBatch *b) {
   // failure of the last record that wrote the key.
   for (const auto &[key, record] : expire_keys) {
     size_t off = b->resp.size();
-    resp_expire(&b->resp, key, enc.ttl_ms);
+    resp_expire(&b->resp, key, opt.enc.ttl_ms);
     all.push_back(Extent{record, kExpire, off, b->resp.size() - off});
   }
   // Pointers only now: the buffer no longer grows.
@@ -627,7 +639,7 @@ void RedisOutput::on_error_reply(Cmd *cmd, std::string_view msg) {
   std::string what;
   if (cmd->tmpl >= 0) {
     what = "commands[" + std::to_string(cmd->tmpl) + "] " +
-           enc.commands[static_cast<size_t>(cmd->tmpl)].name;
+           opt.enc.commands[static_cast<size_t>(cmd->tmpl)].name;
   } else if (cmd->tmpl == kExpire) {
     what = "ttl expiry";
   } else {
@@ -660,13 +672,10 @@ void RedisOutput::finish(PendingBatch *b) {
         const std::string &why = b->reasons[static_cast<uint32_t>(i)];
         host->batch_dead_letter(hb, i, why.c_str());
         host->metric_add(m_dead, 1);
-        uint64_t t = now();
-        if (!dead_logged || t - last_dead_log_ms >= 60000) {
+        if (dead_log.allow(now())) {
           host->log(inst, INGESTD_LOG_WARN,
                     "records go to the dead-letter file, e.g.: %s (logged at most once a minute)",
                     why.c_str());
-          dead_logged = true;
-          last_dead_log_ms = t;
         }
       }
     }
@@ -690,7 +699,7 @@ void RedisOutput::update_gauges() {
 
 // ---- configuration -----------------------------------------------------------
 
-bool parse_address(const std::string &a, RedisOutput *o, std::string *err) {
+bool parse_address(const std::string &a, RedisOptions *o, std::string *err) {
   o->address = a;
   if (a.rfind("unix:", 0) == 0 || (!a.empty() && a[0] == '/')) {
     o->unix_socket = true;
@@ -738,46 +747,38 @@ bool parse_address(const std::string &a, RedisOutput *o, std::string *err) {
   return true;
 }
 
-bool configure(const ingestd_host_t *h, const ingestd_config_t *cfg, RedisOutput *o,
-               std::string *err) {
-  if (!parse_address(h->option_string(cfg, "address"), o, err)) return false;
-  if (h->has_option(cfg, "username")) o->username = h->option_string(cfg, "username");
-  if (h->has_option(cfg, "password")) o->password = h->option_string(cfg, "password");
+bool read_options(const ingestd::common::Options &opts, RedisOptions *o, std::string *err) {
+  if (!parse_address(opts.string("address"), o, err)) return false;
+  o->username = opts.string("username");
+  o->password = opts.string("password");
   if (!o->username.empty() && o->password.empty()) {
     *err = "username needs password (AUTH username password)";
     return false;
   }
-  o->db = h->option_int(cfg, "db");
-  o->connect_timeout_ms = static_cast<uint64_t>(h->option_int(cfg, "connect_timeout"));
-  o->command_timeout_ms = static_cast<uint64_t>(h->option_int(cfg, "command_timeout"));
-  o->max_commands = static_cast<size_t>(h->option_int(cfg, "max_inflight_commands"));
-  o->retry_initial_ms = std::max<int64_t>(1, h->option_int(cfg, "retry_initial"));
-  o->retry_max_ms = std::max<uint64_t>(o->retry_initial_ms,
-                                       static_cast<uint64_t>(h->option_int(cfg, "retry_max")));
-  o->backoff_ms = o->retry_initial_ms;
-  o->enc.ttl_ms = static_cast<uint64_t>(h->option_int(cfg, "ttl"));
-  if (h->has_option(cfg, "key_prefix")) o->enc.key_prefix = h->option_string(cfg, "key_prefix");
+  o->db = opts.integer("db");
+  o->connect_timeout_ms = opts.duration_ms("connect_timeout");
+  o->command_timeout_ms = opts.duration_ms("command_timeout");
+  o->max_commands = static_cast<size_t>(opts.integer("max_inflight_commands"));
+  o->retry_initial_ms = opts.retry_initial_ms();
+  o->retry_max_ms = opts.retry_max_ms();
+  o->enc.ttl_ms = opts.duration_ms("ttl");
+  o->enc.key_prefix = opts.string("key_prefix");
 
-  std::vector<std::vector<std::string>> commands(h->option_list_size(cfg, "commands"));
-  for (size_t i = 0; i < commands.size(); ++i) {
-    size_t n = h->option_list_list_size(cfg, "commands", i);
-    for (size_t j = 0; j < n; ++j)
-      commands[i].emplace_back(h->option_list_list_item(cfg, "commands", i, j));
-  }
+  std::vector<std::vector<std::string>> commands = opts.string_lists("commands");
   bool need_keys = o->enc.ttl_ms > 0 || !o->enc.key_prefix.empty();
   if (!parse_commands(commands, need_keys, &o->enc.commands, err)) return false;
 
-  bool newer = h->has_option(cfg, "if_newer");
-  bool newer_key = h->has_option(cfg, "if_newer_key");
+  bool newer = opts.has("if_newer");
+  bool newer_key = opts.has("if_newer_key");
   if (newer) {
-    o->enc.if_newer = h->option_string(cfg, "if_newer");
+    o->enc.if_newer = opts.string("if_newer");
     if (o->enc.if_newer.empty() || o->enc.if_newer.find_first_of("{}") != std::string::npos) {
       *err = "if_newer: give a field name such as \"ts\" (no braces)";
       return false;
     }
     std::string key_template;
     if (newer_key) {
-      key_template = h->option_string(cfg, "if_newer_key");
+      key_template = opts.string("if_newer_key");
     } else {
       // Default: the first key argument that names a field (the entity),
       // e.g. "rider:{device_id}" -> "rider:{device_id}:if_newer".
@@ -808,84 +809,84 @@ bool configure(const ingestd_host_t *h, const ingestd_config_t *cfg, RedisOutput
   return true;
 }
 
+// ---- lifecycle -----------------------------------------------------------------
+
+RedisOutput::RedisOutput(const ingestd_host_t *h, ingestd_instance_t *in, RedisOptions options)
+    : Instance(h, in),
+      opt(std::move(options)),
+      encoder(&opt.enc),
+      // Seeded apart per instance: every worker's output reconnects on its own schedule.
+      reconnect(ingestd::common::Backoff(opt.retry_initial_ms, opt.retry_max_ms),
+                static_cast<uint64_t>(h->wall_ms()) ^ reinterpret_cast<uintptr_t>(this)) {
+  m_sent = host->counter(inst, "redis_commands_sent_total", "Commands written to Redis");
+  m_ok = host->counter(inst, "redis_replies_ok_total", "Replies that were not errors or nil");
+  m_err = host->counter(inst, "redis_replies_error_total", "Error replies");
+  m_nil = host->counter(inst, "redis_replies_nil_total", "Nil replies");
+  m_reconnects =
+      host->counter(inst, "redis_reconnects_total", "Connection attempts after the first one");
+  m_inflight = host->gauge(inst, "redis_inflight_commands", "Commands sent and not answered");
+  m_waiting = host->gauge(inst, "redis_waiting_batches",
+                          "Batches held until the connection is ready or has room");
+  m_connected = host->gauge(inst, "redis_connected", "1 while the connection is ready");
+  m_dead = host->counter(inst, "redis_dead_letter_records_total",
+                         "Records the redis output sent to the dead-letter file");
+  m_reloads = host->counter(inst, "redis_script_reloads_total",
+                            "if_newer commands resent as EVAL after NOSCRIPT");
+}
+
+int RedisOutput::start() {
+  uint64_t every =
+      std::clamp<uint64_t>(std::min(opt.connect_timeout_ms, opt.command_timeout_ms) / 4, 5, 1000);
+  tick = host->timer_start(
+      inst, every, every, [](void *p) { static_cast<RedisOutput *>(p)->on_tick(); }, this);
+  connect();
+  return 0;
+}
+
+void RedisOutput::stop() {
+  if (stopping) return;
+  stopping = true;
+  if (tick) host->timer_stop(tick);
+  if (reconnect_timer) host->timer_stop(reconnect_timer);
+  tick = reconnect_timer = nullptr;
+  // Sent batches get no replies now: retried by the host (or kept on disk).
+  drop("stopping");
+  while (!waiting.empty()) {
+    PendingBatch *b = waiting.front();
+    waiting.pop_front();
+    b->lost = true;
+    finish(b);
+  }
+}
+
+RedisOutput::~RedisOutput() {
+  detached = true;
+  stopping = true;
+  if (tick) host->timer_stop(tick);
+  if (reconnect_timer) host->timer_stop(reconnect_timer);
+  if (conn) {
+    Connection *c = conn;
+    conn = nullptr;
+    c->close();
+  }
+  fail_expected();  // finishes the batches without telling the host
+}
+
 // ---- hooks ---------------------------------------------------------------------
 
 int on_init(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_config_t *cfg,
             void **data) {
-  auto o = std::make_unique<RedisOutput>();
-  o->host = host;
-  o->inst = inst;
+  RedisOptions options;
   std::string err;
-  if (!configure(host, cfg, o.get(), &err)) {
+  if (!read_options(ingestd::common::Options(host, cfg), &options, &err)) {
     host->log(inst, INGESTD_LOG_ERROR, "%s", err.c_str());
     return -1;
   }
-  o->encoder = std::make_unique<RecordEncoder>(&o->enc);
-  o->rng.seed(static_cast<uint32_t>(host->wall_ms()) ^
-              static_cast<uint32_t>(reinterpret_cast<uintptr_t>(o.get())));
-  o->m_sent = host->counter(inst, "redis_commands_sent_total", "Commands written to Redis");
-  o->m_ok = host->counter(inst, "redis_replies_ok_total", "Replies that were not errors or nil");
-  o->m_err = host->counter(inst, "redis_replies_error_total", "Error replies");
-  o->m_nil = host->counter(inst, "redis_replies_nil_total", "Nil replies");
-  o->m_reconnects =
-      host->counter(inst, "redis_reconnects_total", "Connection attempts after the first one");
-  o->m_inflight = host->gauge(inst, "redis_inflight_commands", "Commands sent and not answered");
-  o->m_waiting = host->gauge(inst, "redis_waiting_batches",
-                             "Batches held until the connection is ready or has room");
-  o->m_connected = host->gauge(inst, "redis_connected", "1 while the connection is ready");
-  o->m_dead = host->counter(inst, "redis_dead_letter_records_total",
-                            "Records the redis output sent to the dead-letter file");
-  o->m_reloads = host->counter(inst, "redis_script_reloads_total",
-                               "if_newer commands resent as EVAL after NOSCRIPT");
-  *data = o.release();
+  *data = new RedisOutput(host, inst, std::move(options));
   return 0;
 }
 
-int on_start(void *data) {
-  auto *o = static_cast<RedisOutput *>(data);
-  uint64_t every =
-      std::clamp<uint64_t>(std::min(o->connect_timeout_ms, o->command_timeout_ms) / 4, 5, 1000);
-  o->tick = o->host->timer_start(
-      o->inst, every, every, [](void *p) { static_cast<RedisOutput *>(p)->on_tick(); }, o);
-  o->connect();
-  return 0;
-}
-
-void on_flush(void *data, ingestd_batch_t *batch) {
-  static_cast<RedisOutput *>(data)->flush(batch);
-}
-
-void on_stop(void *data) {
-  auto *o = static_cast<RedisOutput *>(data);
-  if (o->stopping) return;
-  o->stopping = true;
-  if (o->tick) o->host->timer_stop(o->tick);
-  if (o->reconnect_timer) o->host->timer_stop(o->reconnect_timer);
-  o->tick = o->reconnect_timer = nullptr;
-  // Sent batches get no replies now: retried by the host (or kept on disk).
-  o->drop("stopping");
-  while (!o->waiting.empty()) {
-    PendingBatch *b = o->waiting.front();
-    o->waiting.pop_front();
-    b->lost = true;
-    o->finish(b);
-  }
-}
-
-void on_destroy(void *data) {
-  auto *o = static_cast<RedisOutput *>(data);
-  o->detached = true;
-  o->stopping = true;
-  if (o->tick) o->host->timer_stop(o->tick);
-  if (o->reconnect_timer) o->host->timer_stop(o->reconnect_timer);
-  if (o->conn) {
-    Connection *c = o->conn;
-    o->conn = nullptr;
-    c->close();
-  }
-  o->fail_expected();  // finishes the batches without telling the host
-  delete o;
-}
+using Hooks = ingestd::common::OutputHooks<RedisOutput>;
 
 }  // namespace
 
@@ -900,10 +901,10 @@ extern "C" INGESTD_EXPORT const ingestd_plugin_t ingestd_plugin_v1 = {
     kOptions,
     sizeof kOptions / sizeof kOptions[0],
     on_init,
-    on_start,
-    on_stop,
-    on_destroy,
+    Hooks::on_start,
+    Hooks::on_stop,
+    Hooks::on_destroy,
     nullptr,
     nullptr,
-    on_flush,
+    Hooks::on_flush,
 };

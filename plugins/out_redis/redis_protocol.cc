@@ -1,6 +1,6 @@
 // RESP encoding, error classification and the if_newer script.
 #include "redis_protocol.h"
-#include "util/text.h"
+#include "common/text.h"
 
 #include <array>
 #include <cctype>
@@ -8,6 +8,8 @@
 #include <cstring>
 
 namespace ingestd::redis {
+
+using common::iequals;
 
 namespace {
 

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/log_limiter.h"
 #include "ingestd/plugin.h"
 
 namespace {
@@ -30,8 +31,7 @@ struct StdoutOutput {
   int fd = -1;                    // our dup of the target descriptor
   uv_stream_t *stream = nullptr;  // pipe or tty; nullptr: plain write(2)
   bool include_tag = false;
-  uint64_t last_error_log_ms = 0;
-  bool error_logged = false;
+  ingestd::common::LogLimiter error_log{60000};  // a stalled reader fails every batch
   WriteReq *pending = nullptr;
 };
 
@@ -43,10 +43,7 @@ const ingestd_option_t kOptions[] = {
 };
 
 void log_write_error(StdoutOutput *o, const char *what) {
-  uint64_t now = o->host->now_ms(o->inst);
-  if (o->error_logged && now - o->last_error_log_ms < 60000) return;  // once a minute
-  o->error_logged = true;
-  o->last_error_log_ms = now;
+  if (!o->error_log.allow(o->host->now_ms(o->inst))) return;  // once a minute
   o->host->log(o->inst, INGESTD_LOG_ERROR, "write failed: %s; records are kept and retried", what);
 }
 

@@ -289,44 +289,5 @@ TEST(PutResult, PerRecordOutcomesInOrder) {
   EXPECT_FALSE(parse_put_result("not json", &r));
 }
 
-// ---- token buckets ---------------------------------------------------------------
-
-TEST(TokenBucket, BurstThenRate) {
-  TokenBucket b(10, 1000);  // 10/s, burst 10
-  for (int i = 0; i < 10; ++i) {
-    EXPECT_EQ(b.wait_ms(1, 1000), 0u);
-    b.take(1, 1000);
-  }
-  EXPECT_EQ(b.wait_ms(1, 1000), 100u);
-  EXPECT_EQ(b.wait_ms(1, 1050), 50u);
-  EXPECT_EQ(b.wait_ms(1, 1100), 0u);
-  b.take(1, 1100);
-  EXPECT_EQ(b.wait_ms(1, 1100), 100u);
-  // Refill caps at one second's worth.
-  EXPECT_NEAR(b.tokens(100000), 10.0, 1e-9);
-}
-
-TEST(TokenBucket, RequestsLargerThanTheBurstGoWhenFull) {
-  TokenBucket b(1000, 0);             // bytes: 1000/s
-  EXPECT_EQ(b.wait_ms(4000, 0), 0u);  // admitted with a full bucket
-  b.take(4000, 0);
-  // Debt of 3000 plus a full bucket's worth before the next big request.
-  EXPECT_EQ(b.wait_ms(4000, 0), 4000u);
-  EXPECT_EQ(b.wait_ms(1, 0), 3001u);
-  EXPECT_EQ(b.wait_ms(4000, 4000), 0u);
-}
-
-TEST(TokenBucket, UnlimitedAndDrain) {
-  TokenBucket u(0, 0);
-  EXPECT_TRUE(u.unlimited());
-  u.take(1e9, 0);
-  EXPECT_EQ(u.wait_ms(1e9, 0), 0u);
-  TokenBucket b(100, 0);
-  b.drain(0);
-  EXPECT_EQ(b.wait_ms(1, 0), 10u);
-  EXPECT_EQ(b.wait_ms(1, 5), 5u);  // time never goes backwards inside the bucket
-  EXPECT_EQ(b.wait_ms(1, 3), 5u);
-}
-
 }  // namespace
 }  // namespace ingestd::firehose
