@@ -1,8 +1,11 @@
 // Loader refusals, each with one line naming the path and the reason.
 #include "host/plugin_loader.h"
 
+#include <dlfcn.h>
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
+#include <filesystem>
 #include <string>
 
 namespace ingestd {
@@ -72,6 +75,32 @@ TEST(PluginCatalog, FindExplainsMissingPlugin) {
   EXPECT_EQ(why, "no output plugin 'kafka': " + kDir +
                      "/out_kafka.so does not exist (see --list-plugins)");
   EXPECT_NE(cat.find(INGESTD_KIND_OUTPUT, "null", &why), nullptr) << why;
+}
+
+// A temporary plugins directory, removed with everything in it.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/ingestd-plugins-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  void install(const std::string &file) const {
+    std::filesystem::copy_file(kDir + "/" + file, path + "/" + file);
+  }
+};
+
+TEST(PluginCatalog, RefusedPluginLoadsOnceInstalled) {
+  TempDir dir;
+  PluginCatalog cat(dir.path);
+  std::string why;
+  EXPECT_EQ(cat.find(INGESTD_KIND_OUTPUT, "null", &why), nullptr);
+  EXPECT_NE(why.find("does not exist"), std::string::npos) << why;
+  dir.install("out_null.so");
+  why.clear();
+  const ingestd_plugin_t *d = cat.find(INGESTD_KIND_OUTPUT, "null", &why);
+  ASSERT_NE(d, nullptr) << "a failed load was cached: " << why;
+  EXPECT_STREQ(d->name, "null");
 }
 
 }  // namespace
