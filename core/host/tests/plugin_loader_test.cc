@@ -103,5 +103,36 @@ TEST(PluginCatalog, RefusedPluginLoadsOnceInstalled) {
   EXPECT_STREQ(d->name, "null");
 }
 
+// A reload naming another plugins_dir replaces the catalog; the running
+// generation keeps the library it holds, mapped, until it lets go.
+TEST(PluginCatalog, LibraryOutlivesTheCatalogThatLoadedIt) {
+  TempDir other;
+  other.install("out_null.so");
+  auto cat = std::make_unique<PluginCatalog>(kDir);
+  std::string why;
+  std::shared_ptr<const PluginLibrary> held = cat->library(INGESTD_KIND_OUTPUT, "null", &why);
+  ASSERT_NE(held, nullptr) << why;
+  const ingestd_plugin_t *d = held->descriptor();
+  const void *code = reinterpret_cast<const void *>(d->on_init);
+  EXPECT_EQ(cat->find(INGESTD_KIND_OUTPUT, "null", &why), d);  // loaded once
+
+  cat = std::make_unique<PluginCatalog>(other.path);
+  const ingestd_plugin_t *d2 = cat->find(INGESTD_KIND_OUTPUT, "null", &why);
+  ASSERT_NE(d2, nullptr) << why;
+  EXPECT_NE(d2, d);  // another file, another mapping
+
+  Dl_info info{};
+  ASSERT_NE(::dladdr(code, &info), 0)
+      << "the library was unmapped while a generation still held it";
+  EXPECT_EQ(std::string(info.dli_fname), kDir + "/out_null.so");
+  EXPECT_STREQ(d->name, "null");
+
+  std::weak_ptr<const PluginLibrary> gone = held;
+  held.reset();  // the last generation using it ends
+  EXPECT_TRUE(gone.expired());
+  EXPECT_EQ(::dladdr(code, &info), 0)  // d itself is unmapped now: not read
+      << "still mapped after its last holder let go";
+}
+
 }  // namespace
 }  // namespace ingestd
