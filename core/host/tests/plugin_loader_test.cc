@@ -68,6 +68,19 @@ TEST(PluginLoader, LoadsAGoodPlugin) {
   EXPECT_STREQ(lib->descriptor()->name, "null");
 }
 
+// ABI 1.x only appends: plugins built for 1.0 and 1.1 still load on 1.2.
+TEST(PluginLoader, AcceptsOlderMinorVersions) {
+  std::string why;
+  auto lib = PluginLibrary::open(kDir + "/out_null.so", INGESTD_KIND_OUTPUT, "null", &why);
+  ASSERT_NE(lib, nullptr) << why;
+  for (uint16_t minor : {0, 1}) {
+    ingestd_plugin_t old = *lib->descriptor();
+    old.abi_minor = minor;
+    old.struct_size = offsetof(ingestd_plugin_t, on_flush) + sizeof old.on_flush;  // 1.0/1.1 size
+    EXPECT_EQ(validate_descriptor(&old, INGESTD_KIND_OUTPUT, "null"), "") << "1." << minor;
+  }
+}
+
 TEST(PluginCatalog, FindExplainsMissingPlugin) {
   PluginCatalog cat(kDir);
   std::string why;
