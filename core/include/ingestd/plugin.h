@@ -323,10 +323,10 @@ typedef struct ingestd_host_type_ {
 
   /* Metrics, named ingestd_<name>, labelled with the instance; the host sums
    * workers when /metrics is read. Create them in on_init. The handle is
-   * host-owned, valid until on_destroy returns, never freed by the plugin;
-   * the same name gives the same metric. NULL when name is NULL or the
-   * process keeps no metrics (`ingestd -t`); metric_add / metric_set on NULL
-   * do nothing, so a plugin need not check. name and help are copied. */
+   * host-owned, valid until on_destroy returns, never freed by the plugin.
+   * NULL when name is NULL or the host keeps no metrics for the instance;
+   * metric_add / metric_set on NULL do nothing, so a plugin need not check.
+   * name and help are copied. */
   ingestd_metric_t *(*counter)(ingestd_instance_t *inst, const char *name, const char *help);
   ingestd_metric_t *(*gauge)(ingestd_instance_t *inst, const char *name, const char *help);
   void (*metric_add)(ingestd_metric_t *m, double delta);
