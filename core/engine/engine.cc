@@ -37,8 +37,12 @@ bool load_setup(const EngineOptions &opts, std::unique_ptr<PluginCatalog> *catal
     auto cfg = std::make_shared<config::Config>();
     std::vector<config::Error> errs;
     PluginCatalog *cat = catalog->get();
-    auto lookup = [cat](ingestd_kind_type kind, const std::string &name, std::string *why) {
-      return cat->find(kind, name, why);
+    std::vector<std::shared_ptr<const PluginLibrary>> libs;  // what this config points into
+    auto lookup = [cat, &libs](ingestd_kind_type kind, const std::string &name, std::string *why) {
+      auto lib = cat->library(kind, name, why);
+      if (!lib) return static_cast<const ingestd_plugin_t *>(nullptr);
+      if (std::find(libs.begin(), libs.end(), lib) == libs.end()) libs.push_back(lib);
+      return lib->descriptor();
     };
     bool ok = config::load(opts.config_path, lookup, cfg.get(), &errs);
     // service.plugins_dir is known only after parsing: load again from there.
@@ -68,6 +72,7 @@ bool load_setup(const EngineOptions &opts, std::unique_ptr<PluginCatalog> *catal
       if (keys) setup->api_keys[l.name] = std::move(keys);
     }
     if (!errors->empty()) return false;
+    setup->libraries = std::move(libs);
     setup->config = std::move(cfg);
     *out = std::move(setup);
     return true;

@@ -39,7 +39,8 @@ struct EngineOptions {
 
 // Loads and validates the config with its plugins, and the files it names
 // (API keys). On failure, *errors holds "file:line:col: message" lines.
-// `catalog` is replaced when the config names another plugins_dir.
+// `catalog` is replaced when the config names another plugins_dir; the Setup
+// holds the libraries its sections use, so a running generation keeps its own.
 bool load_setup(const EngineOptions &opts, std::unique_ptr<PluginCatalog> *catalog,
                 std::shared_ptr<const Setup> *out, std::vector<std::string> *errors);
 

@@ -198,6 +198,7 @@ void OutputRuntime::dispatch(const OutputQueue<RecordPtr>::Batch &qb) {
   auto batch = std::make_unique<Batch>();
   Batch *b = batch.get();
   b->id = qb.id;
+  b->output = &inst_;  // logs a refused setter on its read-only records
   b->records.assign(qb.items.begin(), qb.items.end());
   b->marks.assign(qb.size(), Mark::None);
   b->reasons.resize(qb.size());

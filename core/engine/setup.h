@@ -6,13 +6,19 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "engine/api_keys.h"
+#include "host/plugin_loader.h"
 
 namespace ingestd {
 
 struct Setup {
+  // The plugin libraries the config's sections point into: held here so that a
+  // reload replacing the catalog (another plugins_dir) never unmaps code a
+  // running generation still calls. Declared first: released last.
+  std::vector<std::shared_ptr<const PluginLibrary>> libraries;
   std::shared_ptr<const config::Config> config;
   std::map<std::string, std::shared_ptr<const ApiKeys>> api_keys;  // by listener name
 };

@@ -165,9 +165,26 @@ const ingestd_value_t *host_record_get(const ingestd_record_t *rec, const char *
   return path ? A(Record::from(rec)->root.find_path(path)) : nullptr;
 }
 
+// Setters refuse a record handed to an output: outputs of a fan-out share it,
+// and C can cast batch_record's const away. Logged once per output.
+bool writable(Record *r) {
+  if (!r->read_only()) return true;
+  Instance *in = r->read_only_by();
+  if (in && in->logger && !in->warned_read_only) {
+    in->warned_read_only = true;
+    in->logger->logf(LogLevel::Warn, in->scope,
+                     "%sa record setter was refused: records of a batch are read-only (other "
+                     "outputs may send the same record); change a record_copy() instead (logged "
+                     "once)",
+                     in->log_prefix.c_str());
+  }
+  return false;
+}
+
 int set_path(ingestd_record_t *rec, const char *path, Value v) {
   if (!path || !*path) return -1;
   Record *r = Record::from(rec);
+  if (!writable(r)) return -1;
   if (!r->root.set_path(path, std::move(v))) return -1;
   r->modified();
   return 0;
@@ -196,22 +213,62 @@ int host_record_set_json(ingestd_record_t *rec, const char *path, const char *te
 }
 int host_record_remove(ingestd_record_t *rec, const char *path) {
   Record *r = Record::from(rec);
+  if (!writable(r)) return -1;
   if (!path || !r->root.erase_path(path)) return 0;
   r->modified();
   return 1;
 }
+// Whether set_path(to) succeeds once `from` is erased: `to` is a valid path
+// and each member on the way to it is an object or missing (created then),
+// or is `from` itself (erased, then created as an object). Checked before
+// anything changes, so a failed rename leaves the record exactly as it was.
+bool can_rename(const Value &root, std::string_view from, std::string_view to) {
+  if (to.empty() || to.front() == '.' || to.back() == '.' || to.find("..") != to.npos) return false;
+  if (root.kind() != Kind::Object) return false;
+  for (size_t dot = to.find('.'); dot != to.npos; dot = to.find('.', dot + 1)) {
+    std::string_view prefix = to.substr(0, dot);
+    if (prefix == from) return true;
+    const Value *v = root.find_path(prefix);
+    if (!v) return true;
+    if (v->kind() != Kind::Object) return false;
+  }
+  return true;
+}
+
 int host_record_rename(ingestd_record_t *rec, const char *from, const char *to) {
   Record *r = Record::from(rec);
+  if (!writable(r)) return -1;
   if (!from || !to) return 0;
   const Value *v = r->root.find_path(from);
   if (!v) return 0;
-  Value copy = *v;
+  if (!can_rename(r->root, from, to)) return -1;
+  Value moved = std::move(*r->root.find_path(from));
   r->root.erase_path(from);
-  if (!r->root.set_path(to, std::move(copy))) return -1;
   r->modified();
+  r->root.set_path(to, std::move(moved));  // cannot fail: can_rename checked every step
   return 1;
 }
-const char *host_record_json(ingestd_record_t *rec, size_t *len) {
+
+// A copy the plugin owns and may change; never read-only.
+ingestd_record_t *host_record_copy(ingestd_instance_t *, const ingestd_record_t *rec) {
+  if (!rec) return nullptr;
+  const Record *src = Record::from(rec);
+  auto *r = new Record;
+  r->root = src->root;
+  r->tag = src->tag;
+  r->received_ms = src->received_ms;
+  r->refs = 1;  // the plugin's reference, dropped by record_free
+  r->plugin_copy = true;
+  return r->abi();
+}
+
+void host_record_free(ingestd_record_t *rec) {
+  Record *r = Record::from(rec);
+  if (!r || !r->plugin_copy) return;  // not the plugin's to free
+  if (--r->refs == 0) delete r;
+}
+
+const char *host_record_json(const ingestd_record_t *rec, size_t *len) {
   const std::string &s = Record::from(rec)->json();
   if (len) *len = s.size();
   return s.c_str();
@@ -295,9 +352,12 @@ int host_emit_json(ingestd_instance_t *inst, const char *text, size_t len) {
 size_t host_batch_size(const ingestd_batch_t *b) {
   return Batch::from(b)->records.size();
 }
-ingestd_record_t *host_batch_record(ingestd_batch_t *b, size_t i) {
+const ingestd_record_t *host_batch_record(ingestd_batch_t *b, size_t i) {
   Batch *bt = Batch::from(b);
-  return i < bt->records.size() ? bt->records[i]->abi() : nullptr;
+  if (i >= bt->records.size()) return nullptr;
+  Record *r = bt->records[i].get();
+  r->set_read_only(bt->output);  // other outputs may hold the same record
+  return r->abi();
 }
 void host_batch_retry_record(ingestd_batch_t *b, size_t i) {
   Batch *bt = Batch::from(b);
@@ -481,6 +541,8 @@ const ingestd_host_t kHost = {
     host_aws_credentials,
     host_aws_credentials_source,
     host_call_soon,
+    host_record_copy,
+    host_record_free,
 };
 
 }  // namespace
@@ -494,7 +556,11 @@ bool Instance::init() {
   void *d = nullptr;
   int rc = plugin->on_init(host_table(), abi(), config, &d);
   if (rc != 0) {
-    if (d && plugin->on_destroy) plugin->on_destroy(d);
+    // The same teardown as destroy(): what on_init started (HTTP calls,
+    // timers, call_soon) must not run after on_destroy freed its data.
+    data = d;
+    initialized = d != nullptr;
+    destroy();
     return false;
   }
   data = d;

@@ -60,6 +60,8 @@ struct Instance {
   aws::Registry *aws = nullptr;
   // The instance's calls in flight; stop() cancels what the plugin left.
   HttpCallGroup http_calls;
+  // A setter on a read-only (batched) record was refused: said once.
+  bool warned_read_only = false;
 
   ingestd_instance_t *abi() { return reinterpret_cast<ingestd_instance_t *>(this); }
   static Instance *from(ingestd_instance_t *i) { return reinterpret_cast<Instance *>(i); }
@@ -68,6 +70,9 @@ struct Instance {
   }
 
   // Runs on_init; false (already logged) when the plugin refuses its config.
+  // A failed on_init is torn down at once as destroy() does: calls in flight
+  // cancelled, then on_destroy (when on_init stored instance data), then the
+  // timers and call_soon calls it left, so none runs on freed data.
   bool init();
   bool start();
   // on_stop, then the HTTP calls still in flight end with "cancelled" (their
@@ -83,6 +88,9 @@ enum class Mark : uint8_t { None, Retry, DeadLetter };
 
 struct Batch {
   uint64_t id = 0;
+  // The output it is handed to, if the dispatcher says: refused setters on its
+  // (read-only) records are logged through it.
+  Instance *output = nullptr;
   std::vector<RecordPtr> records;
   std::vector<Mark> marks;
   std::vector<std::string> reasons;  // dead-letter reasons, by record

@@ -140,29 +140,32 @@ PluginLibrary::~PluginLibrary() {
   if (handle_) ::dlclose(handle_);
 }
 
-const ingestd_plugin_t *PluginCatalog::find(ingestd_kind_type kind, const std::string &name,
-                                            std::string *why) {
+std::shared_ptr<const PluginLibrary> PluginCatalog::library(ingestd_kind_type kind,
+                                                            const std::string &name,
+                                                            std::string *why) {
   std::string file = std::string(kind_prefix(kind)) + "_" + name + ".so";
-  if (auto it = libs_.find(file); it != libs_.end()) return it->second->descriptor();
-  if (auto it = failures_.find(file); it != failures_.end()) {
-    *why = it->second;
-    return nullptr;
-  }
+  if (auto it = libs_.find(file); it != libs_.end()) return it->second;
+  // Not cached on failure: the file may be installed or fixed before the next
+  // load, and trying again costs one stat() for a missing file.
   std::string path = dir_ + "/" + file;
   std::string err;
-  auto lib = PluginLibrary::open(path, kind, name, &err);
+  std::shared_ptr<const PluginLibrary> lib = PluginLibrary::open(path, kind, name, &err);
   if (!lib) {
     if (err.find("No such file") != std::string::npos) {
       err = std::string("no ") + kind_word(kind) + " plugin '" + name + "': " + path +
             " does not exist (see --list-plugins)";
     }
-    failures_[file] = err;
     *why = err;
     return nullptr;
   }
-  const ingestd_plugin_t *d = lib->descriptor();
-  libs_[file] = std::move(lib);
-  return d;
+  libs_[file] = lib;
+  return lib;
+}
+
+const ingestd_plugin_t *PluginCatalog::find(ingestd_kind_type kind, const std::string &name,
+                                            std::string *why) {
+  auto lib = library(kind, name, why);
+  return lib ? lib->descriptor() : nullptr;
 }
 
 std::vector<const ingestd_plugin_t *> PluginCatalog::load_all(std::vector<std::string> *errors) {

@@ -18,7 +18,9 @@ const char *kind_prefix(ingestd_kind_type kind);   // "in", "filter", "out"
 const char *kind_section(ingestd_kind_type kind);  // "inputs", "filters", "outputs"
 const char *kind_word(ingestd_kind_type kind);     // "input", "filter", "output"
 
-// Owns one dlopen handle; dlclose on destruction.
+// Owns one dlopen handle; dlclose on destruction. Shared (std::shared_ptr) by
+// the catalog that loaded it and by every config generation whose sections
+// point at its descriptor, so code still running is never unmapped.
 class PluginLibrary {
  public:
   // Loads `path` and validates its descriptor against `expected_kind`/`name`
@@ -46,21 +48,28 @@ class PluginLibrary {
 std::string validate_descriptor(const ingestd_plugin_t *d, int expected_kind,
                                 std::string_view expected_name);
 
-// The plugins of one directory, loaded on demand and kept for the process's
-// life (descriptors and their option tables are referenced by configs).
+// The plugins of one directory, loaded on demand. A loaded library is kept
+// while the catalog lives; whoever keeps a descriptor beyond the catalog (a
+// config generation) holds the library() that came with it. A failure is not
+// remembered: the next find() tries the file again (a plugin installed after
+// a refused reload loads on the next one).
 class PluginCatalog {
  public:
   explicit PluginCatalog(std::string dir) : dir_(std::move(dir)) {}
   const std::string &dir() const { return dir_; }
-  // nullptr and *why when missing or invalid.
+  // The library of KIND_NAME.so, loaded once; nullptr and *why when missing or
+  // invalid.
+  std::shared_ptr<const PluginLibrary> library(ingestd_kind_type kind, const std::string &name,
+                                               std::string *why);
+  // library()'s descriptor, valid while this catalog (or a holder of the
+  // library) lives.
   const ingestd_plugin_t *find(ingestd_kind_type kind, const std::string &name, std::string *why);
   // Every KIND_NAME.so in the directory; failures go to *errors.
   std::vector<const ingestd_plugin_t *> load_all(std::vector<std::string> *errors);
 
  private:
   std::string dir_;
-  std::map<std::string, std::unique_ptr<PluginLibrary>> libs_;  // by file name
-  std::map<std::string, std::string> failures_;                 // by file name
+  std::map<std::string, std::shared_ptr<const PluginLibrary>> libs_;  // by file name
 };
 
 }  // namespace ingestd

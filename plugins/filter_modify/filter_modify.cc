@@ -1,6 +1,8 @@
 // filter_modify: rename, remove, set and add fields, and stamp the receive
 // time. Applied in that order, so a renamed field can be removed or replaced
-// and `add` fills only what is still missing.
+// and `add` fills only what is still missing. A rename whose target cannot
+// be set (it crosses a non-object field) leaves the record as it was; it is
+// counted in ingestd_modify_rename_failed_total and logged once per field.
 #include <string>
 #include <utility>
 #include <vector>
@@ -11,14 +13,19 @@ namespace {
 
 struct ModifyFilter {
   const ingestd_host_t *host;
+  ingestd_instance_t *inst;
   std::vector<std::pair<std::string, std::string>> rename, set, add;
+  std::vector<bool> rename_warned;  // by rename entry: the first failure is logged
+  ingestd_metric_t *rename_failed = nullptr;
   std::vector<std::string> remove;
   std::string received_at;
 };
 
 const ingestd_option_t kOptions[] = {
     {"rename", INGESTD_OPT_STRING_MAP, nullptr, 0, nullptr, 1, 0,
-     "Fields to rename: { old = \"new\" } (dotted paths allowed)"},
+     "Fields to rename: { old = \"new\" } (dotted paths allowed); a record whose target "
+     "crosses a non-object field keeps the old field, counted in "
+     "ingestd_modify_rename_failed_total"},
     {"remove", INGESTD_OPT_STRING_LIST, nullptr, 0, nullptr, 1, 0,
      "Fields to remove: [\"debug\", \"a.b\"]"},
     {"set", INGESTD_OPT_STRING_MAP, nullptr, 0, nullptr, 1, 0,
@@ -44,7 +51,9 @@ int on_init(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_
             void **data) {
   auto *f = new ModifyFilter;
   f->host = host;
+  f->inst = inst;
   f->rename = read_map(host, cfg, "rename");
+  f->rename_warned.assign(f->rename.size(), false);
   f->set = read_map(host, cfg, "set");
   f->add = read_map(host, cfg, "add");
   size_t n = host->option_list_size(cfg, "remove");
@@ -59,6 +68,10 @@ int on_init(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_
     delete f;
     return -1;
   }
+  if (!f->rename.empty())
+    f->rename_failed =
+        host->counter(inst, "modify_rename_failed_total",
+                      "Renames not done because the target path crosses a non-object field");
   *data = f;
   return 0;
 }
@@ -70,8 +83,19 @@ void on_destroy(void *data) {
 ingestd_filter_result_type on_filter(void *data, ingestd_record_t *rec) {
   auto *f = static_cast<ModifyFilter *>(data);
   const ingestd_host_t *h = f->host;
-  for (const auto &[from, to] : f->rename)
-    h->record_rename(rec, from.c_str(), to.c_str());
+  for (size_t i = 0; i < f->rename.size(); ++i) {
+    const auto &[from, to] = f->rename[i];
+    if (h->record_rename(rec, from.c_str(), to.c_str()) >= 0) continue;
+    h->metric_add(f->rename_failed, 1);  // the record is unchanged
+    if (!f->rename_warned[i]) {
+      f->rename_warned[i] = true;
+      h->log(f->inst, INGESTD_LOG_WARN,
+             "cannot rename '%s' to '%s': the target crosses a field that is not an object; "
+             "such records keep '%s' (counted in ingestd_modify_rename_failed_total; logged "
+             "once)",
+             from.c_str(), to.c_str(), from.c_str());
+    }
+  }
   for (const auto &field : f->remove)
     h->record_remove(rec, field.c_str());
   for (const auto &[field, value] : f->set)

@@ -242,7 +242,7 @@ bool prepare_slice(void *arg);
 // dead-lettered).
 bool prepare_doc(Output *o, size_t i, Job *job, std::string *why) {
   const ingestd_host_t *h = o->host;
-  ingestd_record_t *rec = h->batch_record(job->batch, i);
+  const ingestd_record_t *rec = h->batch_record(job->batch, i);
   size_t json_len = 0;
   const char *json = h->record_json(rec, &json_len);
   int64_t when = h->record_received_ms(rec);

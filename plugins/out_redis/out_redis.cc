@@ -129,7 +129,7 @@ struct PendingBatch {
 // A record as the template encoder sees it.
 class HostRecord final : public FieldSource {
  public:
-  HostRecord(const ingestd_host_t *h, ingestd_instance_t *inst, ingestd_record_t *rec)
+  HostRecord(const ingestd_host_t *h, ingestd_instance_t *inst, const ingestd_record_t *rec)
       : h_(h), inst_(inst), rec_(rec) {}
 
   Kind append_field(const std::string &path, std::string *out) override {
@@ -179,7 +179,7 @@ class HostRecord final : public FieldSource {
  private:
   const ingestd_host_t *h_;
   ingestd_instance_t *inst_;
-  ingestd_record_t *rec_;
+  const ingestd_record_t *rec_;
   const ingestd_value_t *root_ = nullptr;
 };
 

@@ -100,7 +100,7 @@ int on_start(void *data) {
 void append_batch(StdoutOutput *o, ingestd_batch_t *batch, std::string *buf) {
   size_t n = o->host->batch_size(batch);
   for (size_t i = 0; i < n; ++i) {
-    ingestd_record_t *r = o->host->batch_record(batch, i);
+    const ingestd_record_t *r = o->host->batch_record(batch, i);
     size_t len;
     const char *json = o->host->record_json(r, &len);
     if (o->include_tag) {

@@ -3,18 +3,61 @@
  * Plain C, depends on the C standard library only. A plugin is a shared object
  * that exports one symbol, `ingestd_plugin_v1`, of type `ingestd_plugin_t`.
  *
- * Rules that hold for every pointer here:
- * - "borrowed": owned by the host, valid only for the duration of the call
- *   (or until the object it came from is released, where stated).
- * - "owned by the plugin": the plugin allocated it and frees it.
- * - Whoever allocates frees. No C++ types, exceptions or longjmp cross the
- *   boundary. Every hook runs on its worker's loop thread; instances are never
- *   shared between workers, so a plugin needs no locks and no globals.
+ * OWNERSHIP. Every pointer's doc below says who owns it and how long it lives:
+ * - "host-owned, valid until X": the host allocated it and frees it at X; the
+ *   plugin never frees it and must not use it after X.
+ * - "borrowed for the call": host-owned, valid only until the hook or host
+ *   function that handed it out returns.
+ * - "plugin-owned": the plugin allocated it and frees it; "read at once" means
+ *   the host copies what it needs before the call returns.
+ * Whoever allocates frees. No C++ types, exceptions or longjmp cross the
+ * boundary. Every hook and callback runs on its worker's loop thread;
+ * instances are never shared between workers, so a plugin needs no locks and
+ * no globals. The lifetime of the handles an instance gets:
  *
- * Versioning: minor versions only append fields at the end of the structs
- * below. The loader reads only the fields that `struct_size` covers, and a
- * plugin reads only the host functions that `ingestd_host_t.struct_size`
- * covers (use INGESTD_HOST_HAS()).
+ *   handle                  valid from            until
+ *   ingestd_host_t *        load                  process exit (static)
+ *   ingestd_instance_t *    on_init               on_destroy returns
+ *   ingestd_config_t *      on_init               on_destroy returns
+ *     and option strings
+ *   ingestd_metric_t *      counter()/gauge()     on_destroy returns
+ *   ingestd_timer_t *       timer_start()         timer_stop(), or on_destroy
+ *                                                 returns (the host frees the rest)
+ *   ingestd_aws_t *         aws_credentials()     on_destroy returns
+ *   ingestd_http_call_t *   http_request()        its callback returns
+ *   record (input, filter)  the hook's call       the hook returns
+ *   ingestd_batch_t *       on_flush              batch_done() is called
+ *   batch records (const)   batch_record()        batch_done() is called
+ *   record_copy() result    record_copy()         record_free() (plugin-owned)
+ *   instance_data           on_init stores it     on_destroy frees it (plugin-owned)
+ *   descriptor, option      dlopen                dlclose: static data of the
+ *     table, their strings                        plugin, read by the host at any time
+ *
+ * RETURN CONVENTIONS. Every int a hook or host function returns as a result
+ * is one of ingestd_result_type (below), with one meaning everywhere:
+ *
+ *   INGESTD_OK       0   success (for remove / rename: nothing was there,
+ *                        nothing changed)
+ *   INGESTD_CHANGED  1   success, and something was there and changed
+ *                        (a field removed, renamed)
+ *   INGESTD_ERROR   -1   refused or failed: invalid argument or path, a
+ *                        read-only record, a target that cannot be set, a
+ *                        config the plugin refuses. Nothing changed.
+ *   INGESTD_FULL    -2   busy: a queue is full, nothing was taken; the same
+ *                        call may succeed later
+ *
+ * So < 0 is always a failure that changed nothing and >= 0 always success.
+ * Each doc names the subset it returns ("OK | ERROR"). Functions returning a
+ * pointer give NULL for absent or refused (never an error code); functions
+ * named has_ / _bool return C booleans (non-zero true), not results. Hooks
+ * returning a decision use their own enum (ingestd_filter_result_type; an
+ * output's verdict is ingestd_batch_status_type).
+ *
+ * VERSIONING. Minor versions only append fields at the end of the structs
+ * below; types change only where binary-identical (adding const). The loader
+ * reads only the fields that `struct_size` covers (a 1.0 or 1.1 plugin loads
+ * on a 1.2 host), and a plugin reads only the host functions that
+ * `ingestd_host_t.struct_size` covers (use INGESTD_HOST_HAS()).
  */
 #ifndef INGESTD_PLUGIN_H
 #define INGESTD_PLUGIN_H
@@ -27,7 +70,7 @@ extern "C" {
 #endif
 
 #define INGESTD_ABI_MAJOR 1
-#define INGESTD_ABI_MINOR 1
+#define INGESTD_ABI_MINOR 2
 
 #if defined(__GNUC__)
 #define INGESTD_EXPORT __attribute__((visibility("default")))
@@ -38,6 +81,15 @@ extern "C" {
 #endif
 
 /* ---- types ------------------------------------------------------------ */
+
+/* The result of a hook or host function (see RETURN CONVENTIONS above).
+ * Returned as int; the values are fixed since ABI 1.0. */
+typedef enum ingestd_result_type_ {
+  INGESTD_FULL = -2,
+  INGESTD_ERROR = -1,
+  INGESTD_OK = 0,
+  INGESTD_CHANGED = 1
+} ingestd_result_type;
 
 typedef enum ingestd_kind_type_ {
   INGESTD_KIND_INPUT = 1,
@@ -72,7 +124,9 @@ typedef enum ingestd_option_kind_type_ {
 #define INGESTD_OPT_RELOADABLE 0x4u /* may change on reload without restart */
 
 /* One row of a plugin's declarative option table. The same table drives
- * validation, defaults, `ingestd --list-plugins -v` and ingestd.conf(5). */
+ * validation, defaults, `ingestd --list-plugins -v` and ingestd.conf(5).
+ * Plugin-owned static data (the table and its strings), read by the host for
+ * as long as the library is loaded. */
 typedef struct ingestd_option_type_ {
   const char *name;
   ingestd_option_kind_type type;
@@ -84,7 +138,8 @@ typedef struct ingestd_option_type_ {
   const char *description; /* one line, required, unique within the table */
 } ingestd_option_t;
 
-/* Opaque handles, all owned by the host. */
+/* Opaque handles, all host-owned; their lifetimes are in the table at the
+ * top. The plugin never frees one, except a record from record_copy. */
 typedef struct ingestd_instance_ ingestd_instance_t; /* a plugin instance */
 typedef struct ingestd_config_ ingestd_config_t;     /* its validated options */
 typedef struct ingestd_record_ ingestd_record_t;     /* one JSON object */
@@ -102,8 +157,10 @@ typedef enum ingestd_value_kind_type_ {
   INGESTD_VALUE_OBJECT = 5
 } ingestd_value_kind_type;
 
-/* Why an input rejected a record: both strings borrowed from the plugin
- * (static text or the instance's own buffer), read by the host at once. */
+/* Why an input rejected a record: the struct is host-owned, borrowed for the
+ * on_input_record call; both strings are plugin-owned (static text or the
+ * instance's own buffer) and read by the host at once after the hook
+ * returns. */
 typedef struct ingestd_reject_type_ {
   const char *field;  /* dotted path of the offending field, or NULL */
   const char *reason; /* short, human-readable */
@@ -131,6 +188,8 @@ typedef void (*ingestd_timer_cb)(void *arg);
 typedef struct ingestd_http_call_ ingestd_http_call_t; /* one request in flight */
 typedef struct ingestd_aws_ ingestd_aws_t;             /* an AWS credentials chain */
 
+/* Headers of a request: plugin-owned, read at once. Of a response:
+ * host-owned, borrowed for the callback. */
 typedef struct ingestd_http_header_type_ {
   const char *name;
   const char *value;
@@ -144,7 +203,8 @@ typedef struct ingestd_http_header_type_ {
  * with AWS_CONTAINER_AUTHORIZATION_TOKEN[_FILE], as EKS Pod Identity and ECS
  * set up); the shared credentials and config files with `profile`; EC2
  * instance metadata with IMDSv2 tokens. Endpoints are overridable for tests
- * and for VPC / FIPS / China partitions. All strings are copied. */
+ * and for VPC / FIPS / China partitions. The struct and its strings are
+ * plugin-owned and read at once (copied). */
 typedef struct ingestd_aws_config_type_ {
   /* sizeof(ingestd_aws_config_t) as the plugin was built; fields past it
    * read as NULL (0 is taken as the ABI 1.0 size). */
@@ -160,6 +220,8 @@ typedef struct ingestd_aws_config_type_ {
   const char *container_endpoint; /* default http://169.254.170.2 for _RELATIVE_URI */
 } ingestd_aws_config_t;
 
+/* Plugin-owned; read at once (copied before http_request returns), except
+ * `body` when `body_lent` is set. */
 typedef struct ingestd_http_request_type_ {
   /* sizeof(ingestd_http_request_t) as the plugin was built; fields past it
    * read as 0 (0 is taken as the ABI 1.0 size). */
@@ -187,6 +249,8 @@ typedef struct ingestd_http_request_type_ {
   int body_lent;
 } ingestd_http_request_t;
 
+/* Host-owned, borrowed for the callback, with every pointer in it: copy what
+ * must outlive the callback. */
 typedef struct ingestd_http_response_type_ {
   int status;        /* HTTP status; 0 when no response arrived */
   const char *error; /* transport error ("connection refused", "timeout",
@@ -198,29 +262,34 @@ typedef struct ingestd_http_response_type_ {
   uint64_t elapsed_ms;
 } ingestd_http_response_t;
 
-/* Runs once per started request, on the loop thread. */
+/* Runs exactly once per started request, on the loop thread, never inside
+ * http_request. The call handle is freed when it returns. */
 typedef void (*ingestd_http_done_cb)(void *arg, const ingestd_http_response_t *resp);
 
 /* ---- host functions ----------------------------------------------------- */
 
-/* Handed to every hook that needs it; valid for the life of the process.
- * Paths ("a.b.c") address nested object fields. */
+/* Handed to on_init; host-owned, static: valid for the life of the process.
+ * Paths ("a.b.c") address nested object fields; an empty segment ("a..b",
+ * ".a", "a.") makes a path invalid. */
 typedef struct ingestd_host_type_ {
   uint32_t struct_size;
   uint16_t abi_major;
   uint16_t abi_minor;
 
-  /* Options, already validated and defaulted. A missing optional option
-   * without default reads as NULL / 0 and has_option returns 0. */
+  /* Options, already validated and defaulted. `cfg` is host-owned, valid
+   * from on_init until on_destroy returns (a plugin may keep it and read
+   * options later); every string read from it lives as long (no copy
+   * needed). A missing optional option without default reads as NULL / 0
+   * and has_option returns 0 (a boolean). Unknown names and wrong types read
+   * as NULL / 0. */
   int (*has_option)(const ingestd_config_t *cfg, const char *name);
-  const char *(*option_string)(const ingestd_config_t *cfg,
-                               const char *name);                       /* borrowed; STRING, ENUM */
-  int64_t (*option_int)(const ingestd_config_t *cfg, const char *name); /* INT, DURATION (ms) */
+  const char *(*option_string)(const ingestd_config_t *cfg, const char *name); /* STRING, ENUM */
+  int64_t (*option_int)(const ingestd_config_t *cfg, const char *name);   /* INT, DURATION (ms) */
   uint64_t (*option_size)(const ingestd_config_t *cfg, const char *name); /* SIZE (bytes) */
   double (*option_double)(const ingestd_config_t *cfg, const char *name);
   int (*option_bool)(const ingestd_config_t *cfg, const char *name);
   /* STRING_LIST: count and items; STRING_LIST_LIST: list i, item j;
-   * STRING_MAP: count, key i, value i. All strings borrowed. */
+   * STRING_MAP: count, key i, value i. Strings live as long as cfg. */
   size_t (*option_list_size)(const ingestd_config_t *cfg, const char *name);
   const char *(*option_list_item)(const ingestd_config_t *cfg, const char *name, size_t i);
   size_t (*option_list_list_size)(const ingestd_config_t *cfg, const char *name, size_t i);
@@ -228,14 +297,21 @@ typedef struct ingestd_host_type_ {
                                        size_t j);
   const char *(*option_map_key)(const ingestd_config_t *cfg, const char *name, size_t i);
 
-  /* Logging, prefixed with the instance's name. */
+  /* Logging, prefixed with the instance's name; fmt and its arguments are
+   * read at once. instance_name: host-owned, valid until on_destroy returns.
+   * uv_loop: the worker's uv_loop_t, host-owned; a plugin's own handles on it
+   * must be closed (and their close callbacks run) before on_destroy
+   * returns. */
   void (*log)(ingestd_instance_t *inst, ingestd_log_level_type level, const char *fmt, ...)
       INGESTD_PRINTF(3, 4);
-  const char *(*instance_name)(const ingestd_instance_t *inst); /* borrowed */
-  void *(*uv_loop)(ingestd_instance_t *inst); /* the worker's uv_loop_t, borrowed */
+  const char *(*instance_name)(const ingestd_instance_t *inst);
+  void *(*uv_loop)(ingestd_instance_t *inst);
 
-  /* Timers on the worker's loop. The callback runs on the loop thread.
-   * timer_stop frees the timer; the host frees remaining ones after destroy. */
+  /* Timers on the worker's loop. The timer is host-owned: valid until
+   * timer_stop (which frees it; the handle must not be used after) or until
+   * on_destroy returns (the host stops and frees what is left; none fires
+   * after on_destroy). The callback runs on the loop thread. timer_start
+   * gives NULL without a loop or callback. */
   ingestd_timer_t *(*timer_start)(ingestd_instance_t *inst, uint64_t timeout_ms, uint64_t repeat_ms,
                                   ingestd_timer_cb cb, void *arg);
   /* Re-arms a timer (also one that fired and stopped). Timers live until
@@ -245,33 +321,51 @@ typedef struct ingestd_host_type_ {
   uint64_t (*now_ms)(ingestd_instance_t *inst); /* monotonic, loop time */
   int64_t (*wall_ms)(void);                     /* epoch milliseconds */
 
-  /* Metrics: created in init, named ingestd_<name>, labelled with the
-   * instance; the host sums workers when /metrics is read. */
+  /* Metrics, named ingestd_<name>, labelled with the instance; the host sums
+   * workers when /metrics is read. Create them in on_init. The handle is
+   * host-owned, valid until on_destroy returns, never freed by the plugin.
+   * NULL when name is NULL or the host keeps no metrics for the instance;
+   * metric_add / metric_set on NULL do nothing, so a plugin need not check.
+   * name and help are copied. */
   ingestd_metric_t *(*counter)(ingestd_instance_t *inst, const char *name, const char *help);
   ingestd_metric_t *(*gauge)(ingestd_instance_t *inst, const char *name, const char *help);
   void (*metric_add)(ingestd_metric_t *m, double delta);
   void (*metric_set)(ingestd_metric_t *m, double value);
 
-  /* Records. A record is a JSON object; values are borrowed from it and live
-   * until the record is modified or released. */
-  const char *(*record_tag)(const ingestd_record_t *rec);     /* borrowed */
+  /* Records. A record is a JSON object. The record handed to on_input_record
+   * or on_filter is host-owned, borrowed for the call, and may be changed
+   * during it; a record from batch_record is read-only (see batch_record);
+   * one from record_copy is plugin-owned. Values (ingestd_value_t) and
+   * strings read from a record are borrowed from it: valid until the record
+   * is changed or its own lifetime ends, whichever comes first. */
+  const char *(*record_tag)(const ingestd_record_t *rec);
   int64_t (*record_received_ms)(const ingestd_record_t *rec); /* epoch ms the request arrived */
   const ingestd_value_t *(*record_root)(const ingestd_record_t *rec);
   const ingestd_value_t *(*record_get)(const ingestd_record_t *rec, const char *path);
-  /* Setters create intermediate objects; they return 0 or -1 when a path
-   * crosses a non-object. */
+  /* Setters replace what is at path and create missing intermediate
+   * objects. OK | ERROR: ERROR, changing nothing, for an invalid path, a path
+   * that crosses a non-object, or a read-only record (one of a batch: the
+   * host refuses even when const was cast away, and logs it once per
+   * output). Strings are copied. */
   int (*record_set_string)(ingestd_record_t *rec, const char *path, const char *s, size_t len);
   int (*record_set_number)(ingestd_record_t *rec, const char *path, double v);
   int (*record_set_int)(ingestd_record_t *rec, const char *path, int64_t v);
   int (*record_set_bool)(ingestd_record_t *rec, const char *path, int v);
   int (*record_set_null)(ingestd_record_t *rec, const char *path);
-  /* Parses `json` and stores it at path: -1 if it is not valid JSON. */
+  /* Parses `json` and stores it at path. OK | ERROR (also: not valid JSON). */
   int (*record_set_json)(ingestd_record_t *rec, const char *path, const char *json, size_t len);
-  int (*record_remove)(ingestd_record_t *rec, const char *path); /* 1 removed, 0 absent */
-  int (*record_rename)(ingestd_record_t *rec, const char *from, const char *to); /* 1, 0 absent */
-  /* The record as compact JSON, serialised once and cached; borrowed until
-   * the record is modified or released. */
-  const char *(*record_json)(ingestd_record_t *rec, size_t *len);
+  /* CHANGED (removed) | OK (absent, nothing changed) | ERROR (read-only). */
+  int (*record_remove)(ingestd_record_t *rec, const char *path);
+  /* Moves the value at `from` to `to` (replacing what is there). CHANGED
+   * (renamed) | OK (`from` absent, nothing changed) | ERROR (`to` cannot be
+   * set: invalid, or it crosses a non-object other than `from`; or the
+   * record is read-only). On ERROR the record is exactly as it was. */
+  int (*record_rename)(ingestd_record_t *rec, const char *from, const char *to);
+  /* The record as compact JSON, serialised once and cached (the cache is
+   * logically const: any record may be read); borrowed from the record until
+   * it is changed or its lifetime ends. Outputs of a fan-out share one text.
+   * ABI 1.2 made `rec` const (binary-identical). */
+  const char *(*record_json)(const ingestd_record_t *rec, size_t *len);
 
   ingestd_value_kind_type (*value_kind)(const ingestd_value_t *v);
   int (*value_bool)(const ingestd_value_t *v);
@@ -283,29 +377,41 @@ typedef struct ingestd_host_type_ {
   const ingestd_value_t *(*value_item)(const ingestd_value_t *v, size_t i);
   const char *(*value_key)(const ingestd_value_t *v, size_t i, size_t *len); /* object member i */
   const ingestd_value_t *(*value_get)(const ingestd_value_t *v, const char *key);
-  /* Serialises any value as compact JSON into the instance's scratch buffer;
-   * borrowed until the next call on the same instance. */
+  /* Serialises any value as compact JSON into the instance's scratch buffer:
+   * host-owned, valid until the next value_json on the same instance. */
   const char *(*value_json)(ingestd_instance_t *inst, const ingestd_value_t *v, size_t *len);
 
   /* Inputs that produce records themselves (not from an HTTP request):
-   * routes a new record parsed from `json` under the instance's tag.
-   * 0 accepted; -1 invalid JSON; -2 a queue is full (nothing enqueued). */
+   * routes a new record parsed from `json` (read at once) under the
+   * instance's tag. OK (accepted) | ERROR (invalid JSON, or not an input
+   * that may emit) | FULL (a queue is full, nothing enqueued). */
   int (*emit_json)(ingestd_instance_t *inst, const char *json, size_t len);
 
-  /* Batches handed to an output's on_flush. Records are borrowed until
-   * batch_done. An output must call batch_done exactly once per batch. */
+  /* Batches handed to an output's on_flush. The batch is host-owned, valid
+   * until batch_done, which an output must call exactly once per batch (a
+   * second call is ignored); batch_done may free the batch, so nothing may
+   * touch it or its records after. */
   size_t (*batch_size)(const ingestd_batch_t *b);
-  ingestd_record_t *(*batch_record)(ingestd_batch_t *b, size_t i);
+  /* Record i (NULL past the end): host-owned, valid until batch_done, and
+   * read-only: the outputs of a fan-out share one record, so a change by one
+   * would reach what the others send. The setters refuse it (ERROR) even if
+   * const is cast away; change a record_copy() instead. ABI 1.2 made the
+   * result const (binary-identical). */
+  const ingestd_record_t *(*batch_record)(ingestd_batch_t *b, size_t i);
+  /* Marks for INGESTD_BATCH_OK (see ingestd_batch_status_type); `reason` is
+   * read at once. Ignored past the end or after batch_done. */
   void (*batch_retry_record)(ingestd_batch_t *b, size_t i);
   void (*batch_dead_letter)(ingestd_batch_t *b, size_t i, const char *reason);
   void (*batch_done)(ingestd_batch_t *b, ingestd_batch_status_type status);
 
   /* HTTP client on the worker's loop (libcurl multi, keep-alive connections
-   * shared by the worker's instances; HTTP/1.1). The callback runs exactly
-   * once, later, never inside http_request; when the instance stops, calls
-   * still in flight complete with error "cancelled" before on_stop returns
-   * to the host. NULL (and no callback) for an invalid request (bad URL, no
-   * method) or an instance already stopped; the reason is logged. */
+   * shared by the worker's instances; HTTP/1.1). The call handle is
+   * host-owned, valid until its callback returns (the host frees it then).
+   * The callback runs exactly once, later, never inside http_request; when
+   * the instance stops, calls still in flight complete with error
+   * "cancelled" after on_stop and before on_destroy. NULL (and no callback)
+   * for an invalid request (bad URL, no method) or an instance already
+   * stopped; the reason is logged. */
   ingestd_http_call_t *(*http_request)(ingestd_instance_t *inst, const ingestd_http_request_t *req,
                                        ingestd_http_done_cb cb, void *arg);
   /* The callback still runs (later, from the loop) with error "cancelled".
@@ -313,13 +419,15 @@ typedef struct ingestd_host_type_ {
    * right after its callback. */
   void (*http_cancel)(ingestd_http_call_t *call);
 
-  /* A credentials chain for SigV4, owned by the host, shared by the worker's
+  /* A credentials chain for SigV4: host-owned, shared by the worker's
    * instances with the same config, refreshed in the background before
-   * temporary credentials expire (never blocking the loop). Valid until the
-   * instance is destroyed. NULL only when cfg is NULL. */
+   * temporary credentials expire (never blocking the loop). Valid until
+   * on_destroy returns; never freed by the plugin. cfg is read at once. NULL
+   * when cfg is NULL or the process has no credentials service (logged). */
   ingestd_aws_t *(*aws_credentials)(ingestd_instance_t *inst, const ingestd_aws_config_t *cfg);
   /* Where the chain's current credentials came from ("environment",
-   * "web identity", "imds", ...) or NULL while none were found yet; for logs. */
+   * "web identity", "imds", ...; static text) or NULL while none were found
+   * yet; for logs. */
   const char *(*aws_credentials_source)(ingestd_aws_t *aws);
 
   /* ---- ABI 1.1 ---- */
@@ -329,8 +437,21 @@ typedef struct ingestd_host_type_ {
    * slice per call (building a large request body) then holds no request up
    * for long; a 0 ms timer would not yield, libuv runs it again in the same
    * turn. Calls still pending when the instance is destroyed are dropped;
-   * after on_stop they still run. 0, or -1 without a loop or callback. */
+   * after on_stop they still run. OK | ERROR (no loop or no callback). */
   int (*call_soon)(ingestd_instance_t *inst, ingestd_timer_cb cb, void *arg);
+
+  /* ---- ABI 1.2 ---- */
+
+  /* A copy of any record (one of a batch too; its tag and receive time
+   * included) that the plugin owns and may change with the setters; it is
+   * never read-only. Plugin-owned: valid until record_free, which the plugin
+   * calls exactly once, in on_destroy at the latest. Values read from the
+   * copy are borrowed from it. NULL when rec is NULL. Check for it with
+   * INGESTD_HOST_HAS(host, record_copy): a 1.0/1.1 host lacks it. */
+  ingestd_record_t *(*record_copy)(ingestd_instance_t *inst, const ingestd_record_t *rec);
+  /* Frees a record_copy() result. Any other record is left alone (it is not
+   * the plugin's to free); NULL does nothing. */
+  void (*record_free)(ingestd_record_t *rec);
 } ingestd_host_t;
 
 #define INGESTD_HOST_HAS(host, fn) \
@@ -338,9 +459,12 @@ typedef struct ingestd_host_type_ {
 
 /* ---- the plugin descriptor ---------------------------------------------- */
 
-/* Hooks a plugin implements. Return 0 on success; on failure return -1 after
- * logging the reason with host->log. `instance_data` is owned by the plugin:
- * allocated in init, freed in destroy. */
+/* The descriptor: plugin-owned static data, read by the host while the
+ * library is loaded (the host keeps the library mapped for as long as any
+ * configuration generation uses it). Hooks returning int return OK or ERROR
+ * (see RETURN CONVENTIONS); on ERROR log the reason with host->log first.
+ * `instance_data` is plugin-owned: allocated in on_init, freed in
+ * on_destroy. */
 typedef struct ingestd_plugin_type_ {
   uint16_t abi_major;   /* INGESTD_ABI_MAJOR */
   uint16_t abi_minor;   /* INGESTD_ABI_MINOR */
@@ -352,26 +476,47 @@ typedef struct ingestd_plugin_type_ {
   const ingestd_option_t *options; /* table, `option_count` rows */
   size_t option_count;
 
-  /* Lifecycle, on the worker's loop thread. init validates what the option
-   * table cannot express (templates, cross-field rules); it also runs for
-   * `ingestd -t`, where start never follows. */
+  /* Lifecycle, on the worker's loop thread, in this order:
+   *   on_init -> [on_start -> [on_stop]] -> on_destroy
+   * on_init validates what the option table cannot express (templates,
+   * cross-field rules) and stores *instance_data; OK | ERROR. It also runs
+   * for `ingestd -t`, where on_start never follows. host, inst and cfg are
+   * host-owned and valid until on_destroy returns (keep them).
+   * on_destroy runs exactly once after every on_init: after a successful
+   * one always (instance_data may then be NULL if on_init stored none), and
+   * after a FAILED one too whenever on_init stored a non-NULL
+   * *instance_data, so a plugin may store its data first and fail halfway
+   * (on_destroy must then cope with partly initialised data); a failed
+   * on_init that stored nothing gets no on_destroy. A failed on_init is torn
+   * down at once: HTTP calls it started end with "cancelled", on_destroy
+   * runs, then its timers and call_soon calls are dropped. */
   int (*on_init)(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_config_t *cfg,
                  void **instance_data);
+  /* Begin work (timers, connections). OK | ERROR; after ERROR on_stop is
+   * not called, on_destroy is. May be NULL. */
   int (*on_start)(void *instance_data);
   /* Stop taking new work; an output finishes or abandons in-flight batches
-   * (calling batch_done for each). */
+   * (calling batch_done for each). Calls still in flight end with
+   * "cancelled" after it returns. Called only after a successful on_start.
+   * May be NULL. */
   void (*on_stop)(void *instance_data);
+  /* Free instance_data and everything the instance owns (record copies, its
+   * own uv handles). After it returns, inst, cfg, metric, timer and aws
+   * handles are invalid. */
   void (*on_destroy)(void *instance_data);
 
-  /* Input: validate and shape one record of an HTTP request body.
-   * Return 0 to accept, or -1 and fill `why` to reject it. */
+  /* Input: validate and shape one record of an HTTP request body. rec and why
+   * are borrowed for the call; rec may be changed with the setters. OK to
+   * accept, or ERROR after filling `why` to reject it. */
   int (*on_input_record)(void *instance_data, ingestd_record_t *rec, ingestd_reject_t *why);
 
-  /* Filter: modify the record in place; KEEP or DROP it. */
+  /* Filter: change the record in place (borrowed for the call; it is not
+   * shared with other routes), then KEEP or DROP it. */
   ingestd_filter_result_type (*on_filter)(void *instance_data, ingestd_record_t *rec);
 
-  /* Output: send a batch; call host->batch_done when finished (at once or
-   * later from a loop callback). */
+  /* Output: send a batch (host-owned, valid until batch_done; its records
+   * are read-only); call host->batch_done when finished, at once or later
+   * from a loop callback. */
   void (*on_flush)(void *instance_data, ingestd_batch_t *batch);
   /* Minor versions append here. */
 } ingestd_plugin_t;

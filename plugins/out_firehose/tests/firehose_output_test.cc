@@ -144,8 +144,8 @@ ingestd_host_t make_host() {
   h.gauge = h.counter;
   h.metric_add = [](ingestd_metric_t *m, double d) { *reinterpret_cast<double *>(m) += d; };
   h.metric_set = [](ingestd_metric_t *m, double v) { *reinterpret_cast<double *>(m) = v; };
-  h.record_json = [](ingestd_record_t *r, size_t *len) {
-    auto *s = reinterpret_cast<std::string *>(r);
+  h.record_json = [](const ingestd_record_t *r, size_t *len) {
+    auto *s = reinterpret_cast<const std::string *>(r);
     *len = s->size();
     return static_cast<const char *>(s->c_str());
   };
@@ -153,7 +153,7 @@ ingestd_host_t make_host() {
     return reinterpret_cast<const FakeBatch *>(b)->json.size();
   };
   h.batch_record = [](ingestd_batch_t *b, size_t i) {
-    return reinterpret_cast<ingestd_record_t *>(&reinterpret_cast<FakeBatch *>(b)->json[i]);
+    return reinterpret_cast<const ingestd_record_t *>(&reinterpret_cast<FakeBatch *>(b)->json[i]);
   };
   h.batch_retry_record = [](ingestd_batch_t *b, size_t i) {
     reinterpret_cast<FakeBatch *>(b)->retry.insert(i);
