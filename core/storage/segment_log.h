@@ -266,7 +266,8 @@ struct CommitResult {
   size_t records = 0;
   bool synced = false;             // the job ran fdatasync
   uint64_t committed_through = 0;  // highest sequence number readers can see
-  // !ok because a write found no space (ENOSPC, EDQUOT); the log is not broken.
+  // A write found no space (ENOSPC, EDQUOT): with !ok the job's records are
+  // refused (the log is not broken), else they were requeued (below).
   bool no_space = false;
   // ok, nothing published: a write found no space, reclaim() freed some, and
   // the job's records went back to the pending buffer to be written by the

@@ -966,7 +966,7 @@ TEST(Reclaim, NoSpaceWithEverythingAckedReplacesTheNewestSegmentAndWritesAgain) 
     io.fail_writes = 1;  // the disk is full for this one write
     CommitResult res = log->commit_now(0);
     ASSERT_TRUE(res.ok) << res.error;
-    EXPECT_FALSE(res.no_space);
+    EXPECT_TRUE(res.no_space);
     EXPECT_EQ(res.requeued, 5u);
     EXPECT_EQ(res.records, 0u);
     EXPECT_EQ(res.reclaimed_bytes, held);
