@@ -108,7 +108,9 @@ constexpr ingestd_option_t kOutput[] = {
     {"max_records", INGESTD_OPT_INT, "100000", kReload, nullptr, 1, 1e12,
      "Most records queued before requests get 503"},
     {"max_disk", INGESTD_OPT_SIZE, "1GiB", kReload, nullptr, 1 << 20, kSizeMax,
-     "buffer = disk: most bytes of the logs this output reads before requests get 503"},
+     "buffer = disk: most bytes of the logs this output reads before requests get 503 (split "
+     "evenly among workers); -t and the start warn when it exceeds the free space under "
+     "storage_dir, which then fills first (also 503, until delivered records free it)"},
     {"fsync", INGESTD_OPT_ENUM, "interval", kReload, "always|interval|never", kNoMin, kNoMax,
      "buffer = disk: always syncs before answering; interval syncs every fsync_interval; never "
      "leaves it to the kernel (all three survive a crash of ingestd)"},

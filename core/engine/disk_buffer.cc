@@ -233,19 +233,50 @@ void DiskLog::after_sync_cb(uv_work_t *w, int) {
 void DiskLog::complete(std::unique_ptr<CommitJob> job) {
   CommitResult r = log_->finish_commit(std::move(job));
   commits_->add();
+  const Logger *log = env_.log;
+  if (r.requeued > 0) {
+    log->logf(LogLevel::Info, input_->inst.scope,
+              "disk buffer %s: no space left on device: removed %llu bytes of delivered records "
+              "and writing %zu records again",
+              dir_.c_str(), static_cast<unsigned long long>(r.reclaimed_bytes), r.requeued);
+  }
+  if (!r.reclaim_error.empty()) {
+    log->logf(LogLevel::Warn, input_->inst.scope,
+              "disk buffer %s: cannot give back the space of delivered records: %s", dir_.c_str(),
+              r.reclaim_error.c_str());
+  }
   if (!r.ok) {
     commit_errors_->add();
-    env_.log->logf(LogLevel::Error, input_->inst.scope,
-                   "disk buffer %s: write failed, %zu records refused with 503: %s", dir_.c_str(),
-                   r.records, r.error.c_str());
+    if (!r.no_space) {
+      log->logf(LogLevel::Error, input_->inst.scope,
+                "disk buffer %s: write failed, %zu records refused with 503: %s", dir_.c_str(),
+                r.records, r.error.c_str());
+    } else if (!no_space_) {
+      // Once per episode: under load every commit would say it again.
+      no_space_ = true;
+      log->logf(LogLevel::Error, input_->inst.scope,
+                "disk buffer %s: no space left on device: requests get 503 until space is freed "
+                "(%s)",
+                dir_.c_str(), r.error.c_str());
+    }
+  } else if (no_space_ && r.records > 0) {
+    no_space_ = false;
+    log->logf(LogLevel::Info, input_->inst.scope,
+              "disk buffer %s: writable again after %llu requests were refused for lack of space",
+              dir_.c_str(), static_cast<unsigned long long>(refused_no_space_));
+    refused_no_space_ = 0;
   }
   while (!waiters_.empty() && waiters_.front().seq <= std::max(r.last_seq, r.committed_through)) {
     CommitWaiter w = std::move(waiters_.front());
     waiters_.pop_front();
     bool failed = !r.ok && w.seq >= r.first_seq && w.seq <= r.last_seq;
     if (failed) {
-      if (w.has_responder)
-        w.responder.respond(unavailable("disk buffer cannot be written: " + r.error));
+      if (r.no_space) ++refused_no_space_;
+      if (w.has_responder) {
+        w.responder.respond(unavailable(r.no_space ? "disk buffer full: no space left on device, "
+                                                     "retry later"
+                                                   : "disk buffer cannot be written: " + r.error));
+      }
       continue;
     }
     if (w.seq > r.committed_through) {
@@ -290,13 +321,13 @@ uint64_t DiskLog::close() {
   if (closed_) return 0;
   commit_timer_.stop();
   sync_timer_.stop();
-  if (!working_ && log_->pending_records() > 0) {
+  // Twice at most: a write that met a full disk may be requeued once.
+  for (int i = 0; i < 2 && !working_ && log_->pending_records() > 0; ++i) {
     auto job = log_->begin_commit(uv_now(env_.loop));
-    if (job) {
-      job->run();
-      closed_ = true;  // no more memory pushes or reads
-      complete(std::move(job));
-    }
+    if (!job) break;
+    job->run();
+    closed_ = true;  // no more memory pushes or reads
+    complete(std::move(job));
   }
   closed_ = true;
   if (!syncing_ && log_->options().background_sync) {

@@ -153,6 +153,10 @@ class DiskLog {
   std::unique_ptr<SyncJob> sync_job_;  // on the thread pool
   bool syncing_ = false;
   bool closed_ = false;
+  // A write found the file system full and none has succeeded since; the
+  // requests refused meanwhile (logged once when it ends).
+  bool no_space_ = false;
+  uint64_t refused_no_space_ = 0;
   Counter *commits_ = nullptr;
   Counter *commit_errors_ = nullptr;
 };

@@ -5,12 +5,15 @@
 
 #include <limits.h>
 #include <stdlib.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include <algorithm>
+#include <iterator>
 #include <set>
 #include <thread>
 
@@ -27,6 +30,49 @@ constexpr const char *kScope = "main";
 
 std::string default_plugins_dir(const EngineOptions &o) {
   return o.plugins_dir.empty() ? INGESTD_DEFAULT_PLUGINS_DIR : o.plugins_dir;
+}
+
+// "1 GiB", "7.9 MiB", "512 B".
+std::string human_bytes(uint64_t n) {
+  static constexpr const char *kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  size_t u = 0;
+  double v = static_cast<double>(n);
+  while (v >= 1024 && u + 1 < std::size(kUnits)) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[48];
+  if (u == 0 || v >= 100 || v == static_cast<double>(static_cast<uint64_t>(v)))
+    std::snprintf(buf, sizeof buf, "%.0f %s", v, kUnits[u]);
+  else
+    std::snprintf(buf, sizeof buf, "%.1f %s", v, kUnits[u]);
+  return buf;
+}
+
+// A disk output whose max_disk the file system under storage_dir cannot hold
+// would meet ENOSPC before its own limit: worth a warning at -t and at start
+// (not an error: the space may be freed, or other files may shrink).
+void warn_disk_space(const config::Config &cfg, const Logger *log) {
+  std::string dir = cfg.service.get_string("storage_dir");
+  struct statvfs st;
+  // storage_dir may not exist yet: the nearest existing parent is on the same
+  // file system as it will be, unless a mount comes between.
+  while (::statvfs(dir.c_str(), &st) != 0) {
+    if (errno != ENOENT || dir.empty() || dir == "/") return;
+    auto slash = dir.find_last_of('/');
+    dir = slash == std::string::npos ? "." : slash == 0 ? "/" : dir.substr(0, slash);
+  }
+  const uint64_t free_bytes = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+  for (const auto &o : cfg.outputs) {
+    if (o.options.get_string("buffer") != "disk") continue;
+    const uint64_t max_disk = o.options.get_size("max_disk");
+    if (max_disk <= free_bytes) continue;
+    log->logf(LogLevel::Warn, kScope,
+              "max_disk %s of output '%s' exceeds the %s free on the file system of %s: when it "
+              "fills first, requests get 503 until delivered records free space",
+              human_bytes(max_disk).c_str(), o.name.c_str(), human_bytes(free_bytes).c_str(),
+              dir.c_str());
+  }
 }
 }  // namespace
 
@@ -133,6 +179,7 @@ int check_config(const EngineOptions &opts, Logger *log) {
                  opts.config_path.c_str());
     return 1;
   }
+  warn_disk_space(*setup->config, log);
   std::fprintf(stderr, "ingestd: configuration %s is valid (%zu files)\n", opts.config_path.c_str(),
                setup->config->files.size());
   return 0;
@@ -518,6 +565,7 @@ void Engine::reload() {
     LogLevel lvl;
     if (parse_log_level(setup->config->service.get_string("log_level"), &lvl)) log_->set_level(lvl);
   }
+  warn_disk_space(*setup->config, log_);
   std::string why;
   if (!start_generation(setup, &why)) {
     log_->logf(LogLevel::Error, kScope, "reload refused: %s; the running configuration stays",
@@ -633,6 +681,7 @@ int Engine::run() {
     if (parse_log_level(cfg->service.get_string("log_level"), &lvl)) log_->set_level(lvl);
   }
   dead_letter_ = make_dead_letter(*cfg, log_);
+  warn_disk_space(*cfg, log_);
 
   auto signal_handle = [this](int signum, void (*cb)(uv_signal_t *, int)) {
     auto *s = new uv_signal_t;

@@ -126,6 +126,11 @@ std::string list_dir(const std::string &path, std::vector<std::string> *names) {
   return "";
 }
 
+// The file system (or the user's quota) is full: space may come back.
+bool no_space(int err) {
+  return err == ENOSPC || err == EDQUOT;
+}
+
 uint64_t saturating_add(uint64_t a, uint64_t b) {
   return a > std::numeric_limits<uint64_t>::max() - b ? std::numeric_limits<uint64_t>::max()
                                                       : a + b;
@@ -188,7 +193,8 @@ void CommitJob::run() {
     if (p.create) {
       p.created.reset(::open(p.path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
       if (!p.created.valid()) {
-        error_ = sys_error("create", p.path, errno);
+        errno_ = errno;
+        error_ = sys_error("create", p.path, errno_);
         rollback(i);
         return;
       }
@@ -196,6 +202,7 @@ void CommitJob::run() {
     const int err = pwrite_all(*io_, p.write_fd(), chunk_->bytes.data() + p.buf_begin,
                                p.buf_end - p.buf_begin, static_cast<off_t>(p.file_offset));
     if (err != 0) {
+      errno_ = err;
       error_ = sys_error("write", p.path, err);
       rollback(i + 1);
       return;
@@ -567,9 +574,27 @@ CommitResult SegmentLog::finish_commit(std::unique_ptr<CommitJob> job) {
     if (job->broken_) broken_reason_ = "log unusable until reopened: " + job->error_;
   }
   if (!res.ok) {
+    if (job->ran_ && !job->broken_ && no_space(job->errno_)) {
+      res.no_space = true;
+      space_short_ = true;
+      std::shared_ptr<Chunk> failed = std::move(job->chunk_);
+      const bool retry = !failed->retried && !failed->offsets.empty();
+      // The records written again after a reclaim go first into the newest segment.
+      res.reclaimed_bytes =
+          reclaim_acked(retry ? failed->first_seq : next_write_seq(), &res.reclaim_error);
+      if (retry && res.reclaimed_bytes > 0) {
+        res.ok = true;
+        res.error.clear();
+        res.requeued = failed->offsets.size();
+        res.first_seq = res.last_seq = 0;
+        res.records = 0;
+        requeue(std::move(failed));
+      }
+    }
     res.committed_through = committed_seq_;
     return res;
   }
+  if (!c.offsets.empty()) space_short_ = false;
 
   for (CommitPart &p : job->parts_) {
     Segment *seg;
@@ -624,6 +649,21 @@ CommitResult SegmentLog::commit_now(uint64_t now_ms) {
   }
   job->run();
   return finish_commit(std::move(job));
+}
+
+// `failed` ran out of space and is written again: its frames (and sequence
+// numbers) go in front of what was appended since, which follows it.
+void SegmentLog::requeue(std::shared_ptr<Chunk> failed) {
+  failed->retried = true;
+  const size_t shift = failed->bytes.size();
+  failed->bytes += pending_->bytes;
+  for (const size_t off : pending_->offsets)
+    failed->offsets.push_back(shift + off);
+  pending_ = std::move(failed);
+}
+
+uint64_t SegmentLog::next_write_seq() const {
+  return pending_->offsets.empty() ? next_seq_ : pending_->first_seq;
 }
 
 void SegmentLog::add_to_cache(std::shared_ptr<const Chunk> chunk) {
@@ -743,7 +783,87 @@ std::string SegmentLog::collect() {
     segment_bytes_total_ -= seg.size;
     segments_.erase(it);
   }
+  if (space_short_) {
+    std::string err;
+    reclaim_acked(next_write_seq(), &err);
+    return err;
+  }
   return "";
+}
+
+uint64_t SegmentLog::reclaim(std::string *error) {
+  std::string scratch;
+  return reclaim_acked(next_write_seq(), error ? error : &scratch);
+}
+
+uint64_t SegmentLog::reclaim_acked(uint64_t next_base, std::string *error) {
+  error->clear();
+  if (readers_.empty() || segments_.empty()) return 0;
+  uint64_t min = std::numeric_limits<uint64_t>::max();
+  for (const auto &[name, r] : readers_)
+    min = std::min(min, r->acked_);
+  // The oldest segments whose records every reader acked; the newest too when
+  // it holds records, no job writes to it and the replacement name is free.
+  size_t n = 0;
+  bool newest = false;
+  for (auto it = segments_.begin(); it != segments_.end(); ++it) {
+    const Segment &seg = it->second;
+    if (seg.pins > 0 || seg.last_seq > min) break;
+    if (std::next(it) == segments_.end()) {
+      if (seg.records == 0 || job_outstanding_ || next_base <= seg.last_seq) break;
+      newest = true;
+    }
+    ++n;
+  }
+  if (n == 0) return 0;
+  // Cursors first, so that a crash after the removal finds them up to date;
+  // on a full disk that may fail, and is tried again once space is freed.
+  auto write_cursors = [&](bool report) {
+    for (auto &[name, r] : readers_) {
+      if (r->acked_ == r->persisted_) continue;
+      std::string e = write_cursor(*r, r->acked_);
+      if (e.empty())
+        r->persisted_ = r->acked_;
+      else if (report && error->empty())
+        *error = e;
+    }
+  };
+  write_cursors(false);
+  if (newest) {
+    // The replacement keeps the sequence numbers going after a restart.
+    Segment fresh;
+    fresh.base = next_base;
+    fresh.path = options_.dir + "/" + segment_name(next_base);
+    fresh.fd.reset(::open(fresh.path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (fresh.fd.valid()) {
+      segments_.emplace(next_base, std::move(fresh));
+    } else {
+      *error = sys_error("create", fresh.path, errno);
+      --n;
+    }
+  }
+  uint64_t freed = 0;
+  for (size_t i = 0; i < n; ++i) {
+    auto it = segments_.begin();
+    Segment &seg = it->second;
+    if (::unlink(seg.path.c_str()) != 0 && errno != ENOENT) {
+      if (error->empty()) *error = sys_error("unlink", seg.path, errno);
+      break;
+    }
+    freed += seg.size;
+    segment_bytes_total_ -= seg.size;
+    segments_.erase(it);
+  }
+  if (newest || freed > 0) {
+    if (options_.fsync == FsyncMode::Always) {
+      if (io_->fsync(dir_fd_.get()) != 0 && error->empty())
+        *error = sys_error("fsync", options_.dir, errno);
+    } else {
+      dir_dirty_ = true;
+    }
+  }
+  write_cursors(true);
+  return freed;
 }
 
 std::string SegmentLog::rescan(Segment &seg) {

@@ -51,6 +51,16 @@
 // later commit fails with broken_reason() until the log is reopened, whose
 // recovery checks every frame again.
 //
+// Out of space (ENOSPC, EDQUOT from a write or a create; never broken). The
+// file system may fill before the owner's own size limit, and the newest
+// segment, fully read, would otherwise stay until it rolls — which it cannot
+// once nothing more fits. So finish_commit then calls reclaim() (below): when
+// that frees a segment and the job was not itself a retry, the job's records
+// go back to the front of the pending buffer (CommitResult::requeued) with
+// their sequence numbers, and the next begin_commit writes them again — once;
+// a retry that meets no space again fails as above. Until a commit succeeds
+// the log stays "short of space" (space_short()) and collect() reclaims too.
+//
 // Readers. reader(name) opens (or returns) a named cursor. Records are read
 // in sequence order, only once committed. The reader has three positions:
 // read (last record handed out by read()), acked (ack_through: everything up
@@ -64,6 +74,16 @@
 // no reader open it deletes nothing. Cursor files of readers not opened in
 // this process do not hold segments back (an output removed from the config
 // must not pin the disk forever); remove_reader() also deletes the file.
+//
+// reclaim() gives space back when the file system is full: it deletes, oldest
+// first, every segment whose records all open readers have acked (delivered
+// or dead-lettered; persisted or not), the newest one too. A removed newest
+// segment is replaced by an empty one named by the next sequence number to be
+// written, so after a crash recovery still starts numbering after it. Cursors
+// that lag their acks are written first (and again after the removal, should
+// the full disk have refused them): a crash in between finds cursors older
+// than the log, which only means those records, already delivered, are not
+// sent again. Nothing a reader has not acked is ever removed.
 #pragma once
 
 #include <cstddef>
@@ -143,6 +163,7 @@ struct Chunk {
   std::vector<size_t> offsets;
   uint64_t first_seq = 0;
   uint64_t last_seq() const { return offsets.empty() ? 0 : first_seq + offsets.size() - 1; }
+  bool retried = false;  // requeued once after a reclaim: not again
 };
 
 // The slice of a commit that goes to one segment file.
@@ -211,6 +232,7 @@ class CommitJob {
   uint64_t begun_ms_ = 0;
   bool ran_ = false;
   bool broken_ = false;  // rollback or sync failed
+  int errno_ = 0;        // of the failed create or write (0: none, or a sync failed)
   std::string error_;
 };
 
@@ -244,6 +266,16 @@ struct CommitResult {
   size_t records = 0;
   bool synced = false;             // the job ran fdatasync
   uint64_t committed_through = 0;  // highest sequence number readers can see
+  // A write found no space (ENOSPC, EDQUOT): with !ok the job's records are
+  // refused (the log is not broken), else they were requeued (below).
+  bool no_space = false;
+  // ok, nothing published: a write found no space, reclaim() freed some, and
+  // the job's records went back to the pending buffer to be written by the
+  // next begin_commit (their sequence numbers are kept; first_seq, last_seq
+  // and records are 0).
+  size_t requeued = 0;
+  uint64_t reclaimed_bytes = 0;  // what reclaim() freed after a write found no space
+  std::string reclaim_error;     // "" or what stopped that reclaim
 };
 
 class Reader {
@@ -386,9 +418,17 @@ class SegmentLog {
 
   // ---- retention and accounting ------------------------------------------
 
-  // Deletes fully consumed segments (see the file comment). Returns "" or the
-  // first unlink error. O(segments).
+  // Deletes fully consumed segments (see the file comment), and reclaim()s
+  // while space_short(). Returns "" or the first error. O(segments).
   [[nodiscard]] std::string collect();
+
+  // Deletes every segment all open readers have acked, the newest too (see
+  // the file comment); skips segments a job pins, and the newest while a
+  // commit is outstanding. Returns the segment bytes freed; *error gets ""
+  // or the first unlink, create or cursor error. Nothing without a reader.
+  uint64_t reclaim(std::string *error = nullptr);
+  // A write found no space and no commit has succeeded since.
+  bool space_short() const { return space_short_; }
 
   // Bytes held for this log: segment files + pending + being committed.
   uint64_t disk_bytes() const;
@@ -407,6 +447,9 @@ class SegmentLog {
   std::string write_cursor(const Reader &r, uint64_t acked);
   void add_to_cache(std::shared_ptr<const Chunk> chunk);
   bool sync_due(uint64_t now_ms) const;
+  void requeue(std::shared_ptr<Chunk> failed);
+  uint64_t reclaim_acked(uint64_t next_base, std::string *error);
+  uint64_t next_write_seq() const;  // the first sequence number the next commit writes
 
   SegmentLogOptions options_;
   StorageIo *io_;
@@ -425,6 +468,7 @@ class SegmentLog {
   bool unsynced_data_ = false;  // written since the last fdatasync (Interval, Never)
   bool dir_dirty_ = false;      // a segment was created since the last directory fsync
   uint64_t segment_bytes_total_ = 0;
+  bool space_short_ = false;  // a write found no space; cleared by the next good commit
   std::string broken_reason_;
   std::deque<std::shared_ptr<const Chunk>> cache_;  // committed jobs, oldest first
   size_t cache_bytes_ = 0;

@@ -938,6 +938,279 @@ TEST(Failure, UnfinishedJobFailsCleanly) {
 
 // ---- concurrency ----------------------------------------------------------------------
 
+// ---- out of space: reclaim --------------------------------------------------
+
+uint64_t bytes_on_disk(const std::string &dir) {
+  uint64_t n = 0;
+  for (const std::string &f : segment_files(dir))
+    n += std::filesystem::file_size(f);
+  return n;
+}
+
+TEST(Reclaim, NoSpaceWithEverythingAckedReplacesTheNewestSegmentAndWritesAgain) {
+  TempDir tmp;
+  TestIo io;
+  const SegmentLogOptions o = opts(tmp.path(), 1 << 20, FsyncMode::Always);
+  SegmentLogOptions oi = o;
+  oi.io = &io;
+  {
+    auto log = must_open(oi);
+    Reader &r = log->reader("r");
+    append_range(*log, 1, 21);
+    ASSERT_EQ(segment_files(tmp.path()).size(), 1u);  // one active segment, far from rolling
+    expect_range(read_all(r), 1, 21);
+    r.ack_through(20);  // delivered, cursor not yet written
+    const uint64_t held = log->disk_bytes();
+    for (uint64_t i = 21; i <= 25; ++i)
+      log->append(payload_for(i));
+    io.fail_writes = 1;  // the disk is full for this one write
+    CommitResult res = log->commit_now(0);
+    ASSERT_TRUE(res.ok) << res.error;
+    EXPECT_TRUE(res.no_space);
+    EXPECT_EQ(res.requeued, 5u);
+    EXPECT_EQ(res.records, 0u);
+    EXPECT_EQ(res.reclaimed_bytes, held);
+    EXPECT_EQ(res.reclaim_error, "");
+    EXPECT_EQ(res.committed_through, 20u);
+    EXPECT_FALSE(log->broken());
+    EXPECT_TRUE(log->space_short());
+    EXPECT_EQ(r.persisted(), 20u);  // written before the segment went
+    // The consumed segment is gone; an empty one named after the next record
+    // to be written took its place.
+    const std::vector<std::string> files = segment_files(tmp.path());
+    ASSERT_EQ(files.size(), 1u);
+    EXPECT_EQ(std::filesystem::path(files[0]).filename(), "00000000000000000021.seg");
+    EXPECT_EQ(bytes_on_disk(tmp.path()), 0u);
+    EXPECT_EQ(log->pending_records(), 5u);
+    // The requeued records keep their sequence numbers and commit next.
+    res = log->commit_now(0);
+    ASSERT_TRUE(res.ok) << res.error;
+    EXPECT_EQ(res.first_seq, 21u);
+    EXPECT_EQ(res.last_seq, 25u);
+    EXPECT_FALSE(log->space_short());
+    expect_range(read_all(r), 21, 26);
+  }
+  // A restart finds a clean log that goes on numbering, and the cursor.
+  RecoveryReport rep;
+  auto log = must_open(o, &rep);
+  EXPECT_TRUE(rep.clean()) << rep.summary();
+  EXPECT_EQ(rep.next_seq, 26u);
+  expect_range(read_all(log->reader("r")), 21, 26);
+  EXPECT_EQ(log->append("next"), 26u);
+}
+
+TEST(Reclaim, TheRetryIsTriedOnceThenTheRecordsAreRefused) {
+  TempDir tmp;
+  TestIo io;
+  SegmentLogOptions o = opts(tmp.path(), 1 << 20, FsyncMode::Never);
+  o.io = &io;
+  auto log = must_open(o);
+  Reader &r = log->reader("r");
+  append_range(*log, 1, 11);
+  expect_range(read_all(r), 1, 11);
+  r.ack_through(10);
+  ASSERT_EQ(r.persist(), "");  // no cursor write left for the reclaim to make
+  log->append(payload_for(11));
+  io.fail_writes = 2;  // the retry finds no space either (someone else filled it)
+  CommitResult res = log->commit_now(0);
+  ASSERT_TRUE(res.ok) << res.error;
+  EXPECT_EQ(res.requeued, 1u);
+  log->append(payload_for(12));  // arrives meanwhile: goes with the retry
+  res = log->commit_now(0);
+  EXPECT_FALSE(res.ok);
+  EXPECT_TRUE(res.no_space);
+  EXPECT_EQ(res.requeued, 0u);
+  EXPECT_EQ(res.first_seq, 11u);
+  EXPECT_EQ(res.last_seq, 12u);
+  EXPECT_NE(res.error.find("No space left on device"), std::string::npos) << res.error;
+  EXPECT_FALSE(log->broken());  // space may come back: not broken
+  EXPECT_TRUE(log->space_short());
+  EXPECT_EQ(log->pending_records(), 0u);
+  // Space is back: later records commit (11 and 12 were refused for good).
+  log->append(payload_for(13));
+  res = log->commit_now(0);
+  ASSERT_TRUE(res.ok) << res.error;
+  EXPECT_EQ(res.first_seq, 13u);
+  EXPECT_FALSE(log->space_short());
+  EXPECT_EQ(read_all(r).seqs, std::vector<uint64_t>{13});
+}
+
+TEST(Reclaim, NothingAReaderHasNotAckedIsRemoved) {
+  TempDir tmp;
+  TestIo io;
+  SegmentLogOptions o = opts(tmp.path(), 1000, FsyncMode::Never);
+  o.io = &io;
+  auto log = must_open(o);
+  Reader &a = log->reader("a");
+  Reader &b = log->reader("b");
+  append_range(*log, 1, 101);
+  ASSERT_GT(segment_files(tmp.path()).size(), 5u);
+  expect_range(read_all(a), 1, 101);
+  expect_range(read_all(b), 1, 101);
+  a.ack_through(100);
+  b.ack_through(40);  // read everything, delivered only up to 40
+  // Nothing acked by both in the newest segment: only older segments go.
+  const std::string newest = segment_files(tmp.path()).back();
+  log->append(payload_for(101));
+  io.fail_writes = 1;
+  CommitResult res = log->commit_now(0);
+  ASSERT_TRUE(res.ok) << res.error;
+  EXPECT_EQ(res.requeued, 1u);
+  EXPECT_GT(res.reclaimed_bytes, 0u);
+  EXPECT_TRUE(std::filesystem::exists(newest));
+  EXPECT_LE(log->oldest_seq(), 41u);
+  EXPECT_GT(log->oldest_seq(), 20u);
+  EXPECT_EQ(bytes_on_disk(tmp.path()) + log->pending_bytes(), log->disk_bytes());
+  ASSERT_TRUE(log->commit_now(0).ok);
+  // b gets everything after its ack again, from what is left.
+  b.seek_to_cursor();
+  Got g = read_all(b);
+  std::vector<uint64_t> want;
+  for (uint64_t i = 41; i <= 101; ++i)
+    want.push_back(i);
+  EXPECT_EQ(g.seqs, want);
+  // b acked nothing more: a second full disk frees nothing and refuses.
+  log->append(payload_for(102));
+  io.fail_writes = 1;
+  res = log->commit_now(0);
+  EXPECT_FALSE(res.ok);
+  EXPECT_TRUE(res.no_space);
+  EXPECT_EQ(res.reclaimed_bytes, 0u);
+}
+
+TEST(Reclaim, WithoutAReaderNothingIsRemoved) {
+  TempDir tmp;
+  TestIo io;
+  SegmentLogOptions o = opts(tmp.path(), 1 << 20, FsyncMode::Never);
+  o.io = &io;
+  auto log = must_open(o);
+  append_range(*log, 1, 11);
+  const uint64_t held = bytes_on_disk(tmp.path());
+  log->append(payload_for(11));
+  io.fail_writes = 1;
+  const CommitResult res = log->commit_now(0);
+  EXPECT_FALSE(res.ok);
+  EXPECT_TRUE(res.no_space);
+  EXPECT_EQ(bytes_on_disk(tmp.path()), held);
+  EXPECT_EQ(log->reclaim(), 0u);
+}
+
+TEST(Reclaim, CollectGivesTheSpaceBackOnceDeliveredWhileShortOfSpace) {
+  TempDir tmp;
+  TestIo io;
+  const SegmentLogOptions o = opts(tmp.path(), 1 << 20, FsyncMode::Interval);
+  SegmentLogOptions oi = o;
+  oi.io = &io;
+  {
+    auto log = must_open(oi);
+    Reader &r = log->reader("r");
+    append_range(*log, 1, 31);
+    // The output is down: the disk fills, nothing can be reclaimed.
+    log->append(payload_for(31));
+    io.fail_writes = 1;
+    CommitResult res = log->commit_now(0);
+    EXPECT_FALSE(res.ok);
+    EXPECT_TRUE(res.no_space);
+    EXPECT_TRUE(log->space_short());
+    EXPECT_GT(bytes_on_disk(tmp.path()), 0u);
+    // Delivered, short of space: the newest segment goes at the next collect.
+    expect_range(read_all(r), 1, 31);
+    r.ack_through(30);
+    ASSERT_EQ(r.persist(), "");
+    ASSERT_EQ(log->collect(), "");
+    EXPECT_EQ(bytes_on_disk(tmp.path()), 0u);
+    EXPECT_EQ(log->disk_bytes(), 0u);
+    const std::vector<std::string> files = segment_files(tmp.path());
+    ASSERT_EQ(files.size(), 1u);
+    EXPECT_EQ(std::filesystem::path(files[0]).filename(), "00000000000000000032.seg");
+    // The log goes on in the empty segment; a later commit ends the shortage.
+    log->append(payload_for(32));
+    res = log->commit_now(0);
+    ASSERT_TRUE(res.ok) << res.error;
+    EXPECT_FALSE(log->space_short());
+    EXPECT_EQ(read_all(r).seqs, std::vector<uint64_t>{32});
+  }
+  RecoveryReport rep;
+  auto log = must_open(o, &rep);
+  EXPECT_TRUE(rep.clean()) << rep.summary();
+  EXPECT_EQ(rep.next_seq, 33u);
+  expect_range(read_all(log->reader("r")), 32, 33);
+}
+
+TEST(Reclaim, ANormalCollectStillKeepsTheNewestSegment) {
+  TempDir tmp;
+  auto log = must_open(opts(tmp.path(), 1 << 20));
+  Reader &r = log->reader("r");
+  append_range(*log, 1, 11);
+  expect_range(read_all(r), 1, 11);
+  r.ack_through(10);
+  ASSERT_EQ(r.persist(), "");
+  ASSERT_EQ(log->collect(), "");
+  EXPECT_GT(bytes_on_disk(tmp.path()), 0u);  // not short of space: it rolls in its time
+  EXPECT_FALSE(log->space_short());
+}
+
+TEST(Reclaim, ACursorTheFullDiskRefusesLosesNothingAcrossACrash) {
+  TempDir tmp;
+  TestIo io;
+  const SegmentLogOptions o = opts(tmp.path(), 1 << 20, FsyncMode::Never);
+  SegmentLogOptions oi = o;
+  oi.io = &io;
+  {
+    auto log = must_open(oi);
+    Reader &r = log->reader("r");
+    append_range(*log, 1, 21);
+    expect_range(read_all(r), 1, 21);
+    r.ack_through(20);
+    log->append(payload_for(21));
+    // The commit and both cursor writes of the reclaim find no space.
+    io.fail_writes = 3;
+    CommitResult res = log->commit_now(0);
+    ASSERT_TRUE(res.ok) << res.error;
+    EXPECT_EQ(res.requeued, 1u);
+    EXPECT_NE(res.reclaim_error.find("No space left on device"), std::string::npos)
+        << res.reclaim_error;
+    EXPECT_EQ(r.persisted(), 0u);
+    ASSERT_TRUE(log->commit_now(0).ok);
+    // Crash: the log is dropped before the cursor could be written.
+  }
+  RecoveryReport rep;
+  auto log = must_open(o, &rep);
+  EXPECT_TRUE(rep.clean()) << rep.summary();
+  EXPECT_EQ(rep.next_seq, 22u);
+  Reader &r = log->reader("r");
+  EXPECT_NE(r.open_note().find("removed before this reader read them"), std::string::npos)
+      << r.open_note();
+  // 1..20 were delivered; 21 was not and is there.
+  expect_range(read_all(r), 21, 22);
+}
+
+TEST(Reclaim, TheNewestSegmentStaysWhileACommitIsOutstanding) {
+  TempDir tmp;
+  auto log = must_open(opts(tmp.path(), 1 << 20));
+  Reader &r = log->reader("r");
+  append_range(*log, 1, 11);
+  expect_range(read_all(r), 1, 11);
+  r.ack_through(10);
+  log->append(payload_for(11));
+  auto job = log->begin_commit(0);
+  ASSERT_TRUE(job);
+  const uint64_t held = bytes_on_disk(tmp.path());
+  EXPECT_EQ(log->reclaim(), 0u);  // the job writes into it
+  EXPECT_EQ(bytes_on_disk(tmp.path()), held);
+  job->run();
+  ASSERT_TRUE(log->finish_commit(std::move(job)).ok);
+  expect_range(read_all(r), 11, 12);
+  // Now 11 is not acked: still nothing goes.
+  EXPECT_EQ(log->reclaim(), 0u);
+  r.ack_through(11);
+  EXPECT_GT(log->reclaim(), 0u);
+  EXPECT_EQ(bytes_on_disk(tmp.path()), 0u);
+  EXPECT_EQ(log->append("x"), 12u);
+  ASSERT_TRUE(log->commit_now(0).ok);
+  EXPECT_EQ(read_all(r).seqs, std::vector<uint64_t>{12});
+}
+
 TEST(Concurrency, CommitRunsOnAnotherThreadWhileTheLoopAppendsAndReads) {
   TempDir tmp;
   SegmentLogOptions o = opts(tmp.path(), 16 * 1024, FsyncMode::Never);

@@ -52,11 +52,19 @@ class TestIo : public StorageIo {
   // (a short write first, when the limit falls inside a call). -1: never.
   std::atomic<long> write_budget{-1};
   std::atomic<int> write_errno{ENOSPC};
+  // The next this many pwrite calls fail with write_errno, writing nothing
+  // (a full disk that frees up when the test says so).
+  std::atomic<int> fail_writes{0};
   std::atomic<bool> fail_fdatasync{false};
   std::atomic<bool> fail_ftruncate{false};
 
   ssize_t pwrite(int fd, const void *buf, size_t n, off_t offset) override {
     ++writes;
+    if (fail_writes > 0) {
+      --fail_writes;
+      errno = write_errno.load();
+      return -1;
+    }
     long budget = write_budget.load();
     if (budget >= 0) {
       if (budget == 0) {
