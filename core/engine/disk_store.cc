@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,8 +25,10 @@ int64_t wall_ms() {
 }
 
 // Log options of an input: the strictest fsync of the disk outputs reading
-// it, and segments small enough that retention can free max_disk in steps.
-SegmentLogOptions log_options(const config::Config &c, const InputRuntime &in) {
+// it, and segments small enough that retention can free max_disk (or the
+// file system under `dir`, if smaller) in steps.
+SegmentLogOptions log_options(const config::Config &c, const InputRuntime &in,
+                              const std::string &dir) {
   SegmentLogOptions o;
   o.fsync = FsyncMode::Never;
   o.fsync_interval_ms = UINT64_MAX;
@@ -43,7 +46,13 @@ SegmentLogOptions log_options(const config::Config &c, const InputRuntime &in) {
   if (o.fsync_interval_ms == UINT64_MAX) o.fsync_interval_ms = 1000;
   // Syncs run beside the commits: no request waits for an interval fdatasync.
   o.background_sync = o.fsync == FsyncMode::Interval;
-  o.segment_bytes = std::clamp<uint64_t>(smallest_disk / 8, uint64_t{4} << 10, uint64_t{64} << 20);
+  // A file system with less room than max_disk fills first; segments an
+  // eighth of its free space can still be given back a step at a time.
+  uint64_t room = smallest_disk;
+  struct statvfs st;
+  if (::statvfs(dir.c_str(), &st) == 0)
+    room = std::min(room, static_cast<uint64_t>(st.f_bavail) * st.f_frsize);
+  o.segment_bytes = std::clamp<uint64_t>(room / 8, uint64_t{4} << 10, uint64_t{64} << 20);
   o.new_reader_start = ReaderStart::Oldest;
   return o;
 }
@@ -81,7 +90,7 @@ bool DiskStore::open(const std::vector<InputRuntime *> &inputs, bool warn_unread
 }
 
 bool DiskStore::open_log(InputRuntime *in, const std::string &dir, UniqueFd lock, bool own) {
-  SegmentLogOptions o = log_options(cfg_, *in);
+  SegmentLogOptions o = log_options(cfg_, *in, storage_dir_);
   o.dir = dir;
   RecoveryReport report;
   std::string err;
