@@ -25,6 +25,9 @@
  *                                                 returns (the host frees the rest)
  *   ingestd_aws_t *         aws_credentials()     on_destroy returns
  *   ingestd_http_call_t *   http_request()        its callback returns
+ *   ingestd_stream_t *      stream_open()         stream_close(), the on_closed
+ *                                                 callback returns, or on_destroy
+ *                                                 returns (the host closes the rest)
  *   record (input, filter)  the hook's call       the hook returns
  *   ingestd_batch_t *       on_flush              batch_done() is called
  *   batch records (const)   batch_record()        batch_done() is called
@@ -266,6 +269,55 @@ typedef struct ingestd_http_response_type_ {
  * http_request. The call handle is freed when it returns. */
 typedef void (*ingestd_http_done_cb)(void *arg, const ingestd_http_response_t *resp);
 
+/* ---- host service: byte streams (ABI 1.2) -------------------------------- */
+
+typedef struct ingestd_stream_ ingestd_stream_t; /* one TCP (or unix socket) connection */
+
+/* Where and how to connect. Plugin-owned; read at once (copied, files
+ * loaded) by stream_open and stream_check. */
+typedef struct ingestd_stream_config_type_ {
+  /* sizeof(ingestd_stream_config_t) as the plugin was built; fields past it
+   * read as 0. */
+  uint32_t struct_size;
+  const char *host;      /* name or IP, resolved asynchronously (uv_getaddrinfo) */
+  int port;              /* 1..65535 */
+  const char *unix_path; /* set: a unix socket instead of host:port (no TLS) */
+  uint64_t connect_timeout_ms; /* resolution + connect + TLS handshake; 0 means 10 s */
+  /* TLS (OpenSSL). With `tls` set the stream reports on_connected only after
+   * the handshake, with the server's certificate checked against `ca_file`
+   * (NULL: the system's store) and its name against `server_name` (NULL:
+   * `host`), unless `tls_verify_off` is set. SNI carries server_name. */
+  int tls;
+  const char *ca_file;
+  const char *server_name;
+  const char *client_cert; /* PEM; with client_key: a client certificate */
+  const char *client_key;
+  int tls_verify_off;
+  /* Bytes queued for writing above which stream_write refuses (FULL) until
+   * on_drain; 0 means 8 MiB. */
+  size_t write_limit;
+} ingestd_stream_config_t;
+
+/* Callbacks of one stream, on the loop thread, never inside a stream_*
+ * call. Plugin-owned static data (the struct must outlive the stream). */
+typedef struct ingestd_stream_callbacks_type_ {
+  uint32_t struct_size; /* sizeof(ingestd_stream_callbacks_t) as built */
+  /* Connected (and TLS handshake done): writes made before it were queued
+   * and now leave. */
+  void (*on_connected)(void *arg);
+  /* Bytes from the peer (decrypted): borrowed for the call. */
+  void (*on_data)(void *arg, const char *data, size_t len);
+  /* After a stream_write answered FULL: the queue fell below half the
+   * limit. May be NULL. */
+  void (*on_drain)(void *arg);
+  /* The stream ended: resolution, connect, timeout or TLS failure, the peer
+   * closed it, or an I/O error. `reason` is borrowed for the call ("connect
+   * to 10.0.0.5:6379: connection refused", "TLS: certificate verify failed:
+   * unable to get local issuer certificate"). The handle is freed when the
+   * callback returns; it is never called after stream_close. */
+  void (*on_closed)(void *arg, const char *reason);
+} ingestd_stream_callbacks_t;
+
 /* ---- host functions ----------------------------------------------------- */
 
 /* Handed to on_init; host-owned, static: valid for the life of the process.
@@ -452,6 +504,28 @@ typedef struct ingestd_host_type_ {
   /* Frees a record_copy() result. Any other record is left alone (it is not
    * the plugin's to free); NULL does nothing. */
   void (*record_free)(ingestd_record_t *rec);
+
+  /* Byte streams on the worker's loop: asynchronous resolution, connect
+   * timeout, optional TLS, write backpressure; the plugin owns no uv handle.
+   * stream_open starts connecting and returns the host-owned handle (valid
+   * until stream_close, or until on_closed returns), or NULL for a config
+   * that cannot work (no host, bad port, unreadable CA or certificate; the
+   * reason is logged). cfg is read at once; cb must outlive the stream.
+   * Check with INGESTD_HOST_HAS(host, stream_open). */
+  ingestd_stream_t *(*stream_open)(ingestd_instance_t *inst, const ingestd_stream_config_t *cfg,
+                                   const ingestd_stream_callbacks_t *cb, void *arg);
+  /* Queues `len` bytes (copied; encrypted with TLS) to leave in order, also
+   * before on_connected. OK (taken) | FULL (more than write_limit queued:
+   * nothing taken; on_drain follows) | ERROR (closed or closing). */
+  int (*stream_write)(ingestd_stream_t *s, const char *data, size_t len);
+  /* Bytes queued and not yet written to the socket. */
+  size_t (*stream_pending)(const ingestd_stream_t *s);
+  /* Closes now (queued bytes are dropped); no callback follows and the
+   * handle is invalid after the call. */
+  void (*stream_close)(ingestd_stream_t *s);
+  /* What -t and on_init check without connecting: the TLS files named exist
+   * and parse, the address is well formed. OK | ERROR (reason logged). */
+  int (*stream_check)(ingestd_instance_t *inst, const ingestd_stream_config_t *cfg);
 } ingestd_host_t;
 
 #define INGESTD_HOST_HAS(host, fn) \
