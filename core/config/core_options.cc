@@ -73,6 +73,19 @@ constexpr ingestd_option_t kListener[] = {
      "Open connections per worker; further ones wait in the accept queue"},
     {"trusted_proxies", INGESTD_OPT_STRING_LIST, "[]", kReload, nullptr, kNoMin, kNoMax,
      "CIDRs of proxies whose X-Forwarded-For header is believed"},
+    {"tls_cert", INGESTD_OPT_STRING, nullptr, kReload, nullptr, kNoMin, kNoMax,
+     "PEM certificate chain served over HTTPS (relative to the config file); with tls_key the "
+     "listener speaks TLS only; re-read on reload"},
+    {"tls_key", INGESTD_OPT_STRING, nullptr, kReload | INGESTD_OPT_SECRET, nullptr, kNoMin, kNoMax,
+     "PEM private key of tls_cert (relative to the config file)"},
+    {"tls_client_ca", INGESTD_OPT_STRING, nullptr, kReload, nullptr, kNoMin, kNoMax,
+     "PEM CA certificates: set, every client must present a certificate signed by one (mutual "
+     "TLS)"},
+    {"tls_min_version", INGESTD_OPT_ENUM, "1.2", kReload, "1.2|1.3", kNoMin, kNoMax,
+     "Oldest TLS version a client may use"},
+    {"client_cert_field", INGESTD_OPT_STRING, nullptr, kReload, nullptr, kNoMin, kNoMax,
+     "With tls_client_ca: record field set to the client certificate's subject CN (else its "
+     "first subjectAltName); unset: not recorded"},
     {"content_types", INGESTD_OPT_STRING_LIST,
      "[\"application/json\", \"application/x-ndjson\", \"text/plain\", "
      "\"application/x-www-form-urlencoded\"]",

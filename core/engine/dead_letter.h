@@ -18,8 +18,7 @@ namespace ingestd {
 
 class DeadLetter {
  public:
-  DeadLetter(std::string path, const Logger *log, uint64_t max_bytes = 100ull << 20,
-             int keep = 5)
+  DeadLetter(std::string path, const Logger *log, uint64_t max_bytes = 100ull << 20, int keep = 5)
       : path_(std::move(path)), log_(log), max_bytes_(max_bytes), keep_(keep) {}
   ~DeadLetter();
   DeadLetter(const DeadLetter &) = delete;

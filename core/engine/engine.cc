@@ -74,6 +74,64 @@ void warn_disk_space(const config::Config &cfg, const Logger *log) {
               dir.c_str());
   }
 }
+// A relative path is relative to the file that names it, as include is.
+std::string config_relative_path(const config::Section &section, const char *option) {
+  std::string path = section.options.get_string(option);
+  if (!path.empty() && path[0] != '/') {
+    const auto *v = section.options.find(option);
+    auto slash = v->pos.file.rfind('/');
+    if (slash != std::string::npos) path = v->pos.file.substr(0, slash + 1) + path;
+  }
+  return path;
+}
+
+// An HTTPS listener's certificate, key and client CA, read now, so `-t`, the
+// start and a reload refuse a missing or mismatched pair alike (a reload
+// then keeps the running certificate).
+void load_listener_tls(const config::Section &l, Setup *setup, std::vector<std::string> *errors) {
+  const auto &o = l.options;
+  bool cert = o.has("tls_cert"), key = o.has("tls_key");
+  auto where = [&](const char *option) {
+    const auto *v = o.find(option);
+    return (v ? v->pos.str() : l.pos.str()) + ": ";
+  };
+  if (!cert && !key) {
+    for (const char *option : {"tls_client_ca", "client_cert_field"}) {
+      if (o.has(option)) {
+        errors->push_back(where(option) + "listeners." + l.name + ": " + option +
+                          " needs tls_cert and tls_key");
+      }
+    }
+    return;
+  }
+  if (cert != key) {
+    errors->push_back(where(cert ? "tls_cert" : "tls_key") + "listeners." + l.name +
+                      ": tls_cert and tls_key must be set together");
+    return;
+  }
+  if (o.has("client_cert_field") && !o.has("tls_client_ca")) {
+    errors->push_back(where("client_cert_field") + "listeners." + l.name +
+                      ": client_cert_field needs tls_client_ca (no client certificate is "
+                      "asked for without it)");
+    return;
+  }
+  tls::ServerConfig tc;
+  tc.cert_file = config_relative_path(l, "tls_cert");
+  tc.key_file = config_relative_path(l, "tls_key");
+  if (o.has("tls_client_ca")) tc.client_ca_file = config_relative_path(l, "tls_client_ca");
+  tc.min_version = o.get_string("tls_min_version");
+  for (const auto *f : {&tc.cert_file, &tc.key_file, &tc.client_ca_file}) {
+    if (!f->empty()) setup->external_files.push_back(*f);
+  }
+  std::string err;
+  auto ctx = tls::Context::server(tc, &err);
+  if (!ctx) {
+    errors->push_back(where("tls_cert") + "listeners." + l.name + ": " + err);
+    return;
+  }
+  setup->listener_tls[l.name] = std::move(ctx);
+}
+
 }  // namespace
 
 bool load_setup(const EngineOptions &opts, std::unique_ptr<PluginCatalog> *catalog,
@@ -106,16 +164,13 @@ bool load_setup(const EngineOptions &opts, std::unique_ptr<PluginCatalog> *catal
     }
     auto setup = std::make_shared<Setup>();
     for (const auto &l : cfg->listeners) {
-      if (!l.options.has("api_keys_file")) continue;
-      // A relative path is relative to the file that names it, as include is.
-      std::string path = l.options.get_string("api_keys_file");
-      if (!path.empty() && path[0] != '/') {
-        const auto *v = l.options.find("api_keys_file");
-        auto slash = v->pos.file.rfind('/');
-        if (slash != std::string::npos) path = v->pos.file.substr(0, slash + 1) + path;
+      if (l.options.has("api_keys_file")) {
+        std::string path = config_relative_path(l, "api_keys_file");
+        setup->external_files.push_back(path);
+        auto keys = ApiKeys::load(path, errors);
+        if (keys) setup->api_keys[l.name] = std::move(keys);
       }
-      auto keys = ApiKeys::load(path, errors);
-      if (keys) setup->api_keys[l.name] = std::move(keys);
+      load_listener_tls(l, setup.get(), errors);
     }
     if (!errors->empty()) return false;
     setup->libraries = std::move(libs);
@@ -328,10 +383,21 @@ int Engine::worker_count(const config::Config &cfg) const {
   return static_cast<int>(n);
 }
 
+// Sockets are kept across reloads by address; two listeners on port 0 (each
+// wanting a port of its own) by name too.
+std::string Engine::listen_key(const config::Section &l) {
+  std::string addr = l.options.get_string("listen");
+  std::string host;
+  int port = 0;
+  if (split_host_port(addr, &host, &port) && port == 0) return l.name + "@" + addr;
+  return addr;
+}
+
 bool Engine::ensure_listen_sockets(const config::Config &cfg, int workers, std::string *why) {
   for (const auto &l : cfg.listeners) {
     std::string addr = l.options.get_string("listen");
-    Listen &ls = listen_[addr];
+    std::string key = listen_key(l);
+    Listen &ls = listen_[key];
     ls.address = addr;
     std::string host;
     int port = 0;
@@ -353,7 +419,7 @@ bool Engine::ensure_listen_sockets(const config::Config &cfg, int workers, std::
       int fd = open_listen_socket(host, &port, first, &err);
       if (fd < 0) {
         *why = "listener " + l.name + ": cannot listen on " + addr + ": " + err;
-        if (ls.fds.empty()) listen_.erase(addr);
+        if (ls.fds.empty()) listen_.erase(key);
         return false;
       }
       if (first) {
@@ -373,7 +439,7 @@ void Engine::close_unused_sockets() {
   auto note = [&](const Generation &g) {
     workers = std::max(workers, g.workers.size());
     for (const auto &l : g.config->listeners)
-      used.insert(l.options.get_string("listen"));
+      used.insert(listen_key(l));
   };
   if (current_) note(*current_);
   for (const auto &g : retiring_)
@@ -411,7 +477,7 @@ bool Engine::start_generation(std::shared_ptr<const Setup> setup, std::string *w
     wo.log = log_;
     wo.dead_letter = dead_letter_.get();
     for (const auto &l : cfg->listeners)
-      wo.listen_fds[l.name] = listen_[l.options.get_string("listen")].fds[static_cast<size_t>(i)];
+      wo.listen_fds[l.name] = listen_[listen_key(l)].fds[static_cast<size_t>(i)];
     uv_async_t *wake = wake_.get();
     wo.on_exit = [wake] { uv_async_send(wake); };
     auto w = std::make_unique<Worker>(std::move(wo));
@@ -480,9 +546,7 @@ void Engine::maybe_finish() {
 
 std::string Engine::config_fingerprint(const Setup &setup) {
   std::vector<std::string> paths = setup.config->files;
-  for (const auto &l : setup.config->listeners) {
-    if (l.options.has("api_keys_file")) paths.push_back(l.options.get_string("api_keys_file"));
-  }
+  paths.insert(paths.end(), setup.external_files.begin(), setup.external_files.end());
   std::string all;
   for (const auto &p : paths) {
     all += p;
@@ -504,7 +568,9 @@ void Engine::arm_config_watch(const Setup &setup) {
   fingerprint_ = config_fingerprint(setup);
   if (!setup.config->service.get_bool("watch_config")) return;
   std::set<std::string> dirs(setup.config->watch_dirs.begin(), setup.config->watch_dirs.end());
-  for (const auto &f : setup.config->files) {
+  std::vector<std::string> files = setup.config->files;
+  files.insert(files.end(), setup.external_files.begin(), setup.external_files.end());
+  for (const auto &f : files) {
     auto slash = f.rfind('/');
     dirs.insert(slash == std::string::npos ? "." : f.substr(0, slash == 0 ? 1 : slash));
   }

@@ -76,6 +76,7 @@ class Engine {
   };
 
   bool start_generation(std::shared_ptr<const Setup> setup, std::string *why);
+  static std::string listen_key(const config::Section &listener);
   bool ensure_listen_sockets(const config::Config &cfg, int workers, std::string *why);
   void close_unused_sockets();
   int worker_count(const config::Config &cfg) const;

@@ -65,6 +65,7 @@ void HttpIngest::add_listener(const config::Section &s, std::shared_ptr<const Ap
   l.key_header = o.get_string("api_key_header");
   l.source_field = o.get_string("source_field");
   if (o.has("client_address_field")) l.client_address_field = o.get_string("client_address_field");
+  if (o.has("client_cert_field")) l.client_cert_field = o.get_string("client_cert_field");
   double workers = static_cast<double>(std::max(1, worker_count_));
   l.rate_limit = o.get_double("rate_limit") / workers;
   double burst = static_cast<double>(o.get_int("rate_burst"));
@@ -213,6 +214,10 @@ void HttpIngest::handle(const std::string &listener, http::Request &req,
     }
     if (!l.client_address_field.empty()) {
       r->root.set_path(l.client_address_field, json::Value::string(req.client_address()));
+      r->modified();
+    }
+    if (!l.client_cert_field.empty()) {
+      r->root.set_path(l.client_cert_field, json::Value::string(req.peer_identity()));
       r->modified();
     }
     accepted.push_back(std::move(r));

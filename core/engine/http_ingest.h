@@ -55,6 +55,7 @@ class HttpIngest {
     std::string key_header;
     std::string source_field;
     std::string client_address_field;
+    std::string client_cert_field;
     double rate_limit = 0;  // records/s per key and worker
     double rate_burst = 0;
     std::map<std::string, TokenBucket, std::less<>> buckets;  // by key name

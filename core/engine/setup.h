@@ -11,6 +11,7 @@
 #include "config/config.h"
 #include "engine/api_keys.h"
 #include "host/plugin_loader.h"
+#include "tls/tls.h"
 
 namespace ingestd {
 
@@ -21,6 +22,11 @@ struct Setup {
   std::vector<std::shared_ptr<const PluginLibrary>> libraries;
   std::shared_ptr<const config::Config> config;
   std::map<std::string, std::shared_ptr<const ApiKeys>> api_keys;  // by listener name
+  // HTTPS listeners' certificates and keys, read when the setup is loaded.
+  std::map<std::string, std::shared_ptr<const tls::Context>> listener_tls;  // by listener name
+  // Files outside the config that it names (API keys, certificates), as
+  // resolved paths: a change to one reloads under watch_config.
+  std::vector<std::string> external_files;
 };
 
 }  // namespace ingestd

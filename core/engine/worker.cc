@@ -93,8 +93,15 @@ bool Worker::setup() {
                                 uint64_t latency_ms) {
       p->observe(name, req, status, bytes_in, latency_ms);
     };
+    auto limits = listener_limits(l);
+    if (auto tls = opts_.setup->listener_tls.find(name); tls != opts_.setup->listener_tls.end()) {
+      limits.tls = tls->second;
+      obs.on_tls_error = [this, name](std::string_view kind, std::string_view detail) {
+        tls_error(name, kind, detail);
+      };
+    }
     auto server = std::make_unique<http::Server>(
-        &loop_, listener_limits(l),
+        &loop_, std::move(limits),
         [p, name, requests](http::Request &req, http::Responder r) {
           requests->add();
           p->handle(name, req, std::move(r));
@@ -109,6 +116,26 @@ bool Worker::setup() {
     servers_[name] = std::move(server);
   }
   return true;
+}
+
+// Scanners and misconfigured clients reach public ports all day: counted
+// always, logged at most once a minute per listener with the last reason.
+void Worker::tls_error(const std::string &listener, std::string_view kind,
+                       std::string_view detail) {
+  auto &c = tls_errors_[std::string(listener) + '\0' + std::string(kind)];
+  if (!c) {
+    c = metrics_.counter("ingestd_tls_handshake_errors_total",
+                         "TLS connections closed without a usable session, by reason",
+                         {{"listener", listener}, {"reason", std::string(kind)}});
+  }
+  c->add();
+  uint64_t now = uv_now(&loop_);
+  auto &last = tls_error_logged_[listener];
+  if (last != 0 && now - last < 60000) return;
+  last = now;
+  opts_.log->logf(LogLevel::Info, scope_, "listener %s: TLS connection refused (%.*s): %.*s",
+                  listener.c_str(), static_cast<int>(kind.size()), kind.data(),
+                  static_cast<int>(detail.size()), detail.data());
 }
 
 void Worker::run(std::promise<bool> *ready) {

@@ -65,6 +65,7 @@ class Worker {
   void begin_retire(uint64_t timeout_ms);
   void check_retired();
   void finish();
+  void tls_error(const std::string &listener, std::string_view kind, std::string_view detail);
 
   Options opts_;
   std::string scope_;
@@ -88,6 +89,8 @@ class Worker {
   std::atomic<bool> exited_{false};
   std::atomic<size_t> lost_{0};
   Counter *requests_ = nullptr;
+  std::map<std::string, Counter *> tls_errors_;       // by listener and reason
+  std::map<std::string, uint64_t> tls_error_logged_;  // by listener: loop time of the last log
 };
 
 // HTTP server limits of a [listeners.*] section.

@@ -543,6 +543,11 @@ const ingestd_host_t kHost = {
     host_call_soon,
     host_record_copy,
     host_record_free,
+    nullptr,  // stream service: not in this build yet (INGESTD_HOST_HAS says so)
+    nullptr,
+    nullptr,
+    nullptr,
+    nullptr,
 };
 
 }  // namespace

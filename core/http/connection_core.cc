@@ -466,6 +466,7 @@ void ConnectionCore::materialize_request() {
   request_.http_1_0_ = parser_.http_major == 1 && parser_.http_minor == 0;
   request_.body_ = {};
   is_head_ = parser_.method == HTTP_HEAD;
+  request_.peer_identity_ = peer_identity_;
   if (config_.proxies.empty()) {
     request_.client_address_ = peer_text_;
   } else {

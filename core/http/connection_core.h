@@ -66,6 +66,9 @@ class ConnectionCore {
 
   // `peer` is the textual peer IP (may be empty when unknown).
   void start(std::string_view peer);
+  // The TLS client certificate's subject (CN or first SAN), once the
+  // handshake is done; Request::peer_identity() gives it.
+  void set_peer_identity(std::string_view id) { peer_identity_.assign(id); }
   // Where the next read may put bytes; empty when the buffer is full.
   std::span<char> read_space();
   void on_read(size_t n);
@@ -161,6 +164,7 @@ class ConnectionCore {
 
   // Per connection.
   std::string peer_text_;
+  std::string peer_identity_;
   IpAddress peer_;
   std::string out_;  // the response being written
 };

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "http/connection_core.h"
+#include "http/tls_layer.h"
 
 namespace ingestd::http {
 
@@ -111,12 +112,31 @@ class Connection final : public ConnectionIo, public std::enable_shared_from_thi
     }
   }
 
+  // TLS listeners: ciphertext in and out around the core (tls_layer.h).
+  int tls_write(bool response);
+  void tls_read(ssize_t nread);
+  void tls_deliver();
+  void tls_fail();
+  void report_tls_timeout() {
+    if (server_.destroyed_ || !server_.observer_.on_tls_error) return;
+    try {
+      server_.observer_.on_tls_error("timeout", "no TLS handshake within header_timeout");
+    } catch (...) {
+    }
+  }
+  void update_socket_reading();
+  void defer(bool write_done, bool deliver);
+
   ServerImpl &server_;
   uv_tcp_t tcp_;
   uv_timer_t timer_;
-  // Reports an answer written at once (uv_try_write) on the next loop turn,
-  // as a uv_write callback would.
+  // Runs on the next loop turn what must not re-enter the core now: the
+  // report of an answer written at once (uv_try_write), as a uv_write
+  // callback would give it, and TLS plaintext left in the session when the
+  // core starts reading again.
   uv_idle_t written_;
+  bool write_done_due_ = false;
+  bool deliver_due_ = false;
   uint64_t deadline_ms_ = 0;   // loop time the state machine's timeout ends; 0: none
   uint64_t timer_due_ms_ = 0;  // when the armed uv timer fires
   bool timer_armed_ = false;
@@ -128,13 +148,46 @@ class Connection final : public ConnectionIo, public std::enable_shared_from_thi
   Connection *prev_ = nullptr, *next_ = nullptr;
   int open_handles_ = 0;
   bool closing_ = false;
-  bool reading_ = false;
+  bool reading_ = false;         // the core wants bytes
+  bool socket_reading_ = false;  // uv_read_start is on
+  std::unique_ptr<TlsLayer> tls_;
+  std::unique_ptr<char[]> cipher_in_;  // TLS: what the socket read
+  std::string cipher_out_;             // TLS: what try_write could not take
+  static constexpr size_t kCipherBufferSize = 16 << 10;
+};
+
+// One uv_write of ciphertext; owns its bytes until the callback.
+struct TlsWrite {
+  uv_write_t req;
+  std::string bytes;
+  bool response = false;
 };
 
 // --- Connection ----------------------------------------------------------------
 
+void Connection::defer(bool write_done, bool deliver) {
+  write_done_due_ |= write_done;
+  deliver_due_ |= deliver;
+  uv_idle_start(&written_, [](uv_idle_t *h) {
+    uv_idle_stop(h);
+    auto *c = static_cast<Connection *>(h->data);
+    bool write_done = c->write_done_due_, deliver = c->deliver_due_;
+    c->write_done_due_ = c->deliver_due_ = false;
+    if (c->closing_) return;
+    if (write_done) c->guarded([&] { c->core_.on_write_done(0); });
+    if (deliver && !c->closing_) c->guarded([&] { c->tls_deliver(); });
+  });
+}
+
 int Connection::io_write(std::string_view data, bool response) {
   if (closing_) return UV_ECANCELED;
+  if (tls_) {
+    // Before the handshake there is no channel to answer on (a header
+    // timeout): the core closes at once.
+    if (!tls_->handshake_done()) return UV_ENOTCONN;
+    if (!tls_->write(data)) return UV_EPROTO;
+    return tls_write(response);
+  }
   uv_buf_t buf = uv_buf_init(const_cast<char *>(data.data()), static_cast<unsigned>(data.size()));
   auto *stream = reinterpret_cast<uv_stream_t *>(&tcp_);
   if (response) {
@@ -145,11 +198,7 @@ int Connection::io_write(std::string_view data, bool response) {
     // while an earlier write, a 100 Continue, is queued: order is kept.)
     int n = uv_try_write(stream, &buf, 1);
     if (n == static_cast<int>(buf.len)) {
-      uv_idle_start(&written_, [](uv_idle_t *h) {
-        uv_idle_stop(h);
-        auto *c = static_cast<Connection *>(h->data);
-        if (!c->closing_) c->guarded([&] { c->core_.on_write_done(0); });
-      });
+      defer(true, false);
       return 0;
     }
     if (n > 0) {
@@ -170,10 +219,23 @@ int Connection::io_write(std::string_view data, bool response) {
 
 void Connection::io_read(bool on) {
   if (closing_ || on == reading_) return;
+  reading_ = on;
+  // The session may hold plaintext already decrypted: hand it over on the
+  // next turn (the core must not be re-entered from io_read).
+  if (on && tls_ && tls_->handshake_done()) defer(false, true);
+  update_socket_reading();
+}
+
+// Plain: the socket is read while the core wants bytes. TLS: also during the
+// handshake, which the core knows nothing of.
+void Connection::update_socket_reading() {
+  if (closing_) return;
+  bool want = reading_ || (tls_ && !tls_->handshake_done());
+  if (want == socket_reading_) return;
   auto *stream = reinterpret_cast<uv_stream_t *>(&tcp_);
-  if (!on) {
+  if (!want) {
     uv_read_stop(stream);
-    reading_ = false;
+    socket_reading_ = false;
     return;
   }
   int rc = uv_read_start(
@@ -182,7 +244,13 @@ void Connection::io_read(bool on) {
         auto *c = static_cast<Connection *>(h->data);
         std::span<char> space;
         try {
-          space = c->core_.read_space();
+          if (c->tls_) {
+            if (!c->cipher_in_)
+              c->cipher_in_ = std::make_unique_for_overwrite<char[]>(kCipherBufferSize);
+            space = {c->cipher_in_.get(), kCipherBufferSize};
+          } else {
+            space = c->core_.read_space();
+          }
         } catch (...) {  // no memory for the buffer: libuv reports UV_ENOBUFS
         }
         *buf = uv_buf_init(space.data(), static_cast<unsigned>(space.size()));
@@ -191,7 +259,9 @@ void Connection::io_read(bool on) {
         auto *c = static_cast<Connection *>(s->data);
         if (c->closing_ || nread == 0) return;
         c->guarded([&] {
-          if (nread > 0) {
+          if (c->tls_) {
+            c->tls_read(nread);
+          } else if (nread > 0) {
             c->core_.on_read(static_cast<size_t>(nread));
           } else if (nread == UV_EOF) {
             c->core_.on_eof();
@@ -200,8 +270,107 @@ void Connection::io_read(bool on) {
           }
         });
       });
-  reading_ = rc == 0;
+  socket_reading_ = rc == 0;
   if (rc != 0) close();
+}
+
+void Connection::tls_read(ssize_t nread) {
+  if (nread < 0) {
+    // A peer that leaves before finishing the handshake (a port scan, a TCP
+    // health check) is no TLS error.
+    if (!tls_->handshake_done()) {
+      close();
+    } else if (nread == UV_EOF) {
+      core_.on_eof();
+    } else {
+      core_.on_read_error();
+    }
+    return;
+  }
+  tls_->feed(cipher_in_.get(), static_cast<size_t>(nread));
+  tls_deliver();
+}
+
+void Connection::tls_deliver() {
+  bool was_done = tls_->handshake_done();
+  bool ok = tls_->deliver(core_, reading_);
+  if (!ok) {
+    tls_fail();
+    return;
+  }
+  if (closing_) return;
+  if (tls_->has_output() && tls_write(false) < 0) {
+    close();
+    return;
+  }
+  if (!was_done && tls_->handshake_done()) update_socket_reading();
+}
+
+// Says why, sends what the client can read (an alert, or a plain 400 to a
+// plain request) and closes.
+void Connection::tls_fail() {
+  auto failure = tls_->failure();
+  if (!server_.destroyed_ && server_.observer_.on_tls_error) {
+    try {
+      server_.observer_.on_tls_error(failure_name(failure),
+                                     failure == TlsLayer::Failure::kPlainHttp
+                                         ? "an HTTP request where a TLS ClientHello belongs"
+                                         : std::string_view(tls_->error()));
+    } catch (...) {
+    }
+  }
+  auto *stream = reinterpret_cast<uv_stream_t *>(&tcp_);
+  std::string bytes;
+  if (failure == TlsLayer::Failure::kPlainHttp) {
+    bytes.assign(TlsLayer::plain_http_answer());
+  } else {
+    tls_->take_output(&bytes);
+  }
+  if (!bytes.empty()) {
+    // Into an empty socket buffer this nearly always goes at once; a client
+    // too slow to take a few hundred bytes loses the explanation only.
+    uv_buf_t buf = uv_buf_init(bytes.data(), static_cast<unsigned>(bytes.size()));
+    uv_try_write(stream, &buf, 1);
+  }
+  close();
+}
+
+// Sends the session's ciphertext; `response`: the core learns when it left.
+int Connection::tls_write(bool response) {
+  auto *stream = reinterpret_cast<uv_stream_t *>(&tcp_);
+  cipher_out_.clear();
+  tls_->take_output(&cipher_out_);
+  if (stream->write_queue_size == 0 && !cipher_out_.empty()) {
+    uv_buf_t buf = uv_buf_init(cipher_out_.data(), static_cast<unsigned>(cipher_out_.size()));
+    int n = uv_try_write(stream, &buf, 1);
+    if (n > 0) {
+      cipher_out_.erase(0, static_cast<size_t>(n));
+    } else if (n != UV_EAGAIN) {
+      return n;
+    }
+  }
+  if (cipher_out_.empty()) {
+    if (response) defer(true, false);
+    return 0;
+  }
+  auto *w = new TlsWrite;
+  w->bytes = std::move(cipher_out_);
+  cipher_out_ = std::string();
+  w->response = response;
+  w->req.data = w;
+  uv_buf_t buf = uv_buf_init(w->bytes.data(), static_cast<unsigned>(w->bytes.size()));
+  int rc = uv_write(&w->req, stream, &buf, 1, [](uv_write_t *req, int status) {
+    auto *w = static_cast<TlsWrite *>(req->data);
+    // The connection outlives its write callbacks (libuv runs them, with
+    // UV_ECANCELED, before the handle's close callback).
+    auto *c = static_cast<Connection *>(req->handle->data);
+    bool response = w->response;
+    delete w;
+    if (c->closing_ || !response) return;
+    c->guarded([&] { c->core_.on_write_done(status); });
+  });
+  if (rc != 0) delete w;
+  return rc;
 }
 
 void Connection::io_timer(uint64_t timeout_ms) {
@@ -234,6 +403,11 @@ void Connection::arm_timer(uint64_t now) {
           return;
         }
         c->deadline_ms_ = 0;
+        if (c->tls_ && !c->tls_->handshake_done()) {
+          c->report_tls_timeout();
+          c->close();
+          return;
+        }
         c->guarded([&] { c->core_.on_timer(); });
       },
       deadline_ms_ > now ? deadline_ms_ - now : 0, 0);
@@ -241,6 +415,13 @@ void Connection::arm_timer(uint64_t now) {
 
 void Connection::io_linger() {
   if (closing_) return;
+  if (tls_ && tls_->handshake_done()) {
+    tls_->close_notify();
+    if (tls_write(false) < 0) {
+      close();
+      return;
+    }
+  }
   int rc = uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t *>(&tcp_),
                        [](uv_shutdown_t *, int) {});
   if (rc != 0) close();
@@ -409,6 +590,13 @@ void ServerImpl::accept() {
     c->close();
     return;
   }
+  if (config_.limits.tls) {
+    c->tls_ = std::make_unique<TlsLayer>(config_.limits.tls);
+    if (!c->tls_->valid()) {
+      c->close();
+      return;
+    }
+  }
   uv_tcp_nodelay(&c->tcp_, 1);
   sockaddr_storage ss{};
   int len = sizeof(ss);
@@ -421,6 +609,7 @@ void ServerImpl::accept() {
     }
   }
   c->guarded([&] { c->core_.start(text); });
+  c->update_socket_reading();  // TLS: the handshake starts before the core reads
 }
 
 // Over max_connections: accept and close at once, as nginx does when its

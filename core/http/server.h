@@ -20,6 +20,10 @@
 #include <utility>
 #include <vector>
 
+namespace ingestd::tls {
+class Context;
+}
+
 namespace ingestd::http {
 
 struct ServerLimits {
@@ -50,6 +54,9 @@ struct ServerLimits {
   // such as charset are ignored; empty = any. Other types, or a body without
   // Content-Type: 415.
   std::vector<std::string> content_types;
+  // Set: the listener speaks HTTPS with this server context (shared by the
+  // workers). The TLS handshake must finish within header_timeout.
+  std::shared_ptr<const tls::Context> tls;
 };
 
 namespace detail {
@@ -72,6 +79,9 @@ class Request {
   std::string_view body() const { return body_; }
   // Peer IP, or the client from X-Forwarded-For when the peer is trusted.
   std::string_view client_address() const { return client_address_; }
+  // The TLS client certificate's subject (CN, else the first subjectAltName)
+  // on a listener that verifies client certificates; empty otherwise.
+  std::string_view peer_identity() const { return peer_identity_; }
   // Loop time (uv_now) when the request's first byte arrived.
   uint64_t start_ms() const { return start_ms_; }
   bool http_1_0() const { return http_1_0_; }
@@ -79,7 +89,7 @@ class Request {
  private:
   friend class detail::ConnectionCore;
   const detail::ConnectionCore *core_ = nullptr;
-  std::string_view method_, path_, query_, body_, client_address_;
+  std::string_view method_, path_, query_, body_, client_address_, peer_identity_;
   uint64_t start_ms_ = 0;
   bool http_1_0_ = false;
 };
@@ -130,6 +140,9 @@ struct ServerObserver {
   // without an answer (client left, or close() forced it).
   std::function<void(const Request *request, int status, size_t bytes_in, uint64_t latency_ms)>
       on_response;
+  // A TLS connection ended without a usable session: `kind` is plain_http,
+  // handshake, protocol or timeout; `detail` is OpenSSL's reason.
+  std::function<void(std::string_view kind, std::string_view detail)> on_tls_error;
 };
 
 class Server {

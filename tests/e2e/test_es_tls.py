@@ -16,12 +16,12 @@ import json
 import os
 import shutil
 import ssl
-import subprocess
 import tempfile
 import unittest
 
 from harness import Daemon, EsPeer, wait_for
 from needs import require_tool
+from pki import make_ca, make_cert
 
 CONFIG = """
 [inputs.logs]
@@ -44,27 +44,6 @@ buffer = "disk"
 match = "logs"
 to = ["es"]
 """
-
-
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def make_ca(d, name):
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-days", "2", "-subj", "/CN=" + name, "-keyout", name + ".key",
-            "-out", name + ".pem", "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
-
-
-def make_cert(d, name, ca, ext):
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-subj", "/CN=" + name, "-keyout", name + ".key", "-out", name + ".csr", cwd=d)
-    with open(os.path.join(d, name + ".ext"), "w") as f:
-        f.write(ext)
-    openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
-            "-CAcreateserial", "-days", "2", "-extfile", name + ".ext", "-out", name + ".pem",
-            cwd=d)
 
 
 class EsTlsTest(unittest.TestCase):
