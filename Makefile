@@ -27,10 +27,10 @@ check-config: build
 
 test: deps
 	cmake -S . -B $(BUILD_FUZZ) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DINGESTD_AREAS="json;http" \
+	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DINGESTD_AREAS="json;tls;http" \
 	  -DINGESTD_WERROR=ON \
 	  -DINGESTD_TESTS=OFF
-	cmake --build $(BUILD_FUZZ) --target json_fuzz http_fuzz
+	cmake --build $(BUILD_FUZZ) --target json_fuzz http_fuzz tls_fuzz
 	cmake -S . -B $(BUILD_TEST) -G Ninja -DCMAKE_BUILD_TYPE=Debug \
 	  -DCMAKE_C_FLAGS_DEBUG="-g -O1" -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" -DINGESTD_SANITIZE=ON -DINGESTD_WERROR=ON \
 	  -DINGESTD_FUZZ_DIR=$(abspath $(BUILD_FUZZ)) -DINGESTD_FUZZ_SECONDS=$(FUZZ_SECONDS)
