@@ -79,7 +79,7 @@ TEST(HttpServer, EchoOk) {
 
 TEST(HttpServer, PipelinedInOnePacket) {
   Observed seen;
-  LoopServer s({}, echo, {[&](const Request *, int st, size_t, uint64_t) { seen.add(st); }});
+  LoopServer s({}, echo, {[&](const Request *, int st, size_t, uint64_t) { seen.add(st); }, {}});
   Client c(s.port());
   std::string all = post("/1", "one") + "GET /2 HTTP/1.1\r\nHost: t\r\n\r\n" + post("/3", "three");
   ASSERT_TRUE(c.send(all));
@@ -255,9 +255,10 @@ TEST(HttpServer, HeadStripsBodyOptionsStar) {
 
 TEST(HttpServer, Malformed400) {
   Observed seen;
-  LoopServer s({}, echo, {[&](const Request *req, int st, size_t, uint64_t) {
-                 seen.add(req == nullptr ? -st : st);
-               }});
+  LoopServer s(
+      {}, echo,
+      {[&](const Request *req, int st, size_t, uint64_t) { seen.add(req == nullptr ? -st : st); },
+       {}});
   {
     Client c(s.port());
     ASSERT_TRUE(c.send("HELLO WORLD\r\n\r\n"));
@@ -580,7 +581,7 @@ TEST(HttpServer, HandlerNeverRespondsClientLeaves) {
         held.push_back(std::move(res));
         ++called;
       },
-      ServerObserver{[&](const Request *, int st, size_t, uint64_t) { seen.add(st); }});
+      ServerObserver{[&](const Request *, int st, size_t, uint64_t) { seen.add(st); }, {}});
   {
     Client c(s->port());
     ASSERT_TRUE(c.send(post("/never", "x")));
