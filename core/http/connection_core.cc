@@ -357,15 +357,23 @@ void ConnectionCore::respond(uint64_t seq, Response &&response) {
 
 void ConnectionCore::shutdown() {
   shutting_down_ = true;
-  // A connection accepted a moment ago has its first request on the way:
-  // closing it would reset a request the client already sent (nginx serves
-  // it too). It gets that request answered, with Connection: close, within
-  // header_timeout or the server's close deadline.
-  if (phase_ == Phase::kIdle && served_) {
+  // Nothing is closed under a client that may be sending: a request already
+  // on its way (in the socket buffer, or sent the moment the previous answer
+  // arrived) is served and answered with Connection: close. An idle
+  // connection closes once it has been quiet for kDrainQuietMs; one that is
+  // answering goes idle after the answer (which said keep-alive) and follows
+  // the same rule. A connection accepted a moment ago has its first request
+  // on the way: it gets header_timeout, as before.
+  if (phase_ == Phase::kIdle && served_) wait_for_quiet();
+}
+
+void ConnectionCore::wait_for_quiet() {
+  uint64_t idle = io_.io_now() - idle_since_;
+  if (idle >= kDrainQuietMs) {
     close_now();
-  } else if (phase_ == Phase::kWriting) {
-    close_after_ = true;
+    return;
   }
+  io_.io_timer(kDrainQuietMs - idle);
 }
 
 void ConnectionCore::abort() {
@@ -580,7 +588,10 @@ void ConnectionCore::message_done() {
 // --- answers ----------------------------------------------------------------
 
 void ConnectionCore::send(const Response &r, bool force_close, bool linger) {
-  const bool close = force_close || !keep_alive_ || shutting_down_ || eof_;
+  // Draining: a pipelined request already read is served too, so this
+  // answer keeps the connection; the last one says close.
+  const bool more_read = pos_ < fill_;
+  const bool close = force_close || !keep_alive_ || (shutting_down_ && !more_read) || eof_;
   int status = (r.status >= 200 && r.status <= 999) ? r.status : 500;
   const bool no_body = status == 204 || status == 304;
   out_.clear();
@@ -620,7 +631,10 @@ void ConnectionCore::send(const Response &r, bool force_close, bool linger) {
 
   phase_ = Phase::kWriting;
   close_after_ = close;
-  linger_after_ = close && linger;
+  // Closing with unread bytes in the socket sends a reset, which can destroy
+  // the answer in flight: after a drain's Connection: close, read and
+  // discard until the client closes too.
+  linger_after_ = close && (linger || shutting_down_);
   io_.io_observe(request_line_done_ ? &request_ : nullptr, status, req_bytes_,
                  io_.io_now() - request_.start_ms_);
   if (closed()) return;                          // the observer closed the server
@@ -664,7 +678,12 @@ void ConnectionCore::finish_request() {
   is_head_ = false;
   keep_alive_ = true;
   encoding_ = Encoding::kIdentity;
-  io_.io_timer(config_.limits.idle_timeout_ms);
+  idle_since_ = io_.io_now();
+  if (shutting_down_) {
+    wait_for_quiet();
+  } else {
+    io_.io_timer(config_.limits.idle_timeout_ms);
+  }
 }
 
 void ConnectionCore::abandon_request() {

@@ -56,6 +56,11 @@ class ConnectionCore {
   // Lingering close after an early error: read and discard for this long, or
   // this many bytes, so the client reads the answer instead of a reset.
   static constexpr uint64_t kLingerMs = 2000;
+  // Graceful close: an idle keep-alive connection is closed once it has been
+  // quiet this long, so a client practically never has a request in flight
+  // on a socket the server closes (a busy one gets Connection: close on its
+  // next answer instead).
+  static constexpr uint64_t kDrainQuietMs = 1000;
   static constexpr size_t kLingerMaxBytes = 16 << 20;
   // Per-connection read buffer, allocated on the first read and kept.
   static constexpr size_t kReadBufferSize = 16 << 10;
@@ -121,6 +126,7 @@ class ConnectionCore {
   void send(const Response &r, bool force_close, bool linger);
   void send_error(int status, std::string_view message, size_t limit = 0, bool close = true);
   void finish_request();
+  void wait_for_quiet();
   void abandon_request();
   void close_now();
   void update_reading();
@@ -137,7 +143,8 @@ class ConnectionCore {
   bool reading_ = false;
   bool eof_ = false;
   bool shutting_down_ = false;
-  bool served_ = false;  // a request was answered: idle now means between requests
+  bool served_ = false;      // a request was answered: idle now means between requests
+  uint64_t idle_since_ = 0;  // io_now() when the last answer was written
   size_t linger_bytes_ = 0;
 
   // Per request; the containers keep their capacity from request to request.

@@ -679,10 +679,8 @@ TEST(HttpServer, GracefulCloseFinishesRequestInProgress) {
   Client busy(s.port());
   ASSERT_TRUE(busy.send(post("/slow", "x")));
   ASSERT_TRUE(wait_until([&] { return in_handler.load(); }));
-  auto t0 = std::chrono::steady_clock::now();
   s.close(5000, [&] { done = true; });
-  EXPECT_TRUE(idle.wait_eof());  // idle keep-alive: closed at once
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, 250ms);
+  EXPECT_TRUE(idle.wait_eof());  // idle keep-alive: closed once quiet
   auto r = busy.read_response();
   EXPECT_EQ(r.status_line, "HTTP/1.1 200 OK");
   EXPECT_EQ(r.body, "finished");
@@ -709,6 +707,51 @@ TEST(HttpServer, GracefulCloseServesTheFirstRequestOfAFreshConnection) {
   EXPECT_EQ(r.body, "first");
   EXPECT_EQ(r.header("Connection"), "close");
   EXPECT_TRUE(fresh.wait_eof());
+  EXPECT_TRUE(wait_until([&] { return done.load(); }));
+  s.stop();
+  EXPECT_EQ(s.loop_close_rc(), 0);
+}
+
+TEST(HttpServer, GracefulCloseServesARequestSentOnAnIdleConnection) {
+  // The race behind resets on reload: the client reuses its keep-alive
+  // connection just as the drain begins. Its request is served, answered
+  // with Connection: close, and only then is the connection closed.
+  LoopServer s({}, echo);
+  Client c(s.port());
+  ASSERT_TRUE(c.send(post("/", "one")));
+  ASSERT_EQ(c.read_response().header("Connection"), "");
+  std::atomic<bool> done{false};
+  s.close(5000, [&] { done = true; });
+  ASSERT_TRUE(c.send(post("/", "two")));
+  auto r = c.read_response();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "two");
+  EXPECT_EQ(r.header("Connection"), "close");
+  EXPECT_TRUE(c.wait_eof());
+  EXPECT_TRUE(wait_until([&] { return done.load(); }));
+  s.stop();
+  EXPECT_EQ(s.loop_close_rc(), 0);
+}
+
+TEST(HttpServer, GracefulCloseServesPipelinedRequestsAfterTheDrainBegins) {
+  // Two requests in one write, the drain between them: both are answered,
+  // the second with Connection: close; the bytes after it are read and
+  // dropped (a lingering close), never a reset under the answers.
+  LoopServer *sp = nullptr;
+  std::atomic<bool> closing{false}, done{false};
+  LoopServer s({}, [&](Request &req, Responder res) {
+    if (!closing.exchange(true)) sp->server().close(5000, [&] { done = true; });
+    echo(req, std::move(res));
+  });
+  sp = &s;
+  Client c(s.port());
+  ASSERT_TRUE(c.send(post("/", "a") + post("/", "b")));
+  auto a = c.read_response();
+  EXPECT_EQ(a.body, "a");
+  auto b = c.read_response();
+  EXPECT_EQ(b.body, "b");
+  EXPECT_EQ(b.header("Connection"), "close");
+  EXPECT_TRUE(c.wait_eof());
   EXPECT_TRUE(wait_until([&] { return done.load(); }));
   s.stop();
   EXPECT_EQ(s.loop_close_rc(), 0);
