@@ -17,6 +17,7 @@ PACKAGES = {
     "systemd-analyze": "systemd",
     "redis-server": "redis-server",
     "ldd": "libc-bin",
+    "wrk": "wrk",
 }
 
 
