@@ -25,6 +25,9 @@ constexpr ingestd_option_t kService[] = {
      "Directory for the dead-letter file and disk-buffered output queues"},
     {"shutdown_timeout", INGESTD_OPT_DURATION, "10s", kReload, nullptr, 0, 86400000,
      "How long SIGTERM waits for queues to drain before exiting"},
+    {"drain_delay", INGESTD_OPT_DURATION, "0s", kReload, nullptr, 0, 3600000,
+     "On SIGTERM, fail /readyz and health_path at once but keep accepting and serving this long "
+     "(so a load balancer deregisters the target first), then stop as usual"},
     {"watch_config", INGESTD_OPT_BOOL, "false", kReload, nullptr, kNoMin, kNoMax,
      "Reload automatically when a config file changes, as on SIGHUP"},
     {"plugins_dir", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
@@ -67,12 +70,19 @@ constexpr ingestd_option_t kListener[] = {
      "Time allowed to receive the request headers (408 after it)"},
     {"body_timeout", INGESTD_OPT_DURATION, "30s", kReload, nullptr, 1, 3600000,
      "Time allowed to receive the request body (408 after it)"},
-    {"idle_timeout", INGESTD_OPT_DURATION, "60s", kReload, nullptr, 1, 86400000,
-     "How long an idle keep-alive connection stays open"},
+    {"idle_timeout", INGESTD_OPT_DURATION, "75s", kReload, nullptr, 1, 86400000,
+     "How long an idle keep-alive connection stays open (longer than a load balancer's idle "
+     "timeout, 60 s on an ALB, so the balancer closes first)"},
     {"max_connections", INGESTD_OPT_INT, "10000", kReload, nullptr, 1, 1000000,
      "Open connections per worker; further ones wait in the accept queue"},
     {"trusted_proxies", INGESTD_OPT_STRING_LIST, "[]", kReload, nullptr, kNoMin, kNoMax,
      "CIDRs of proxies whose X-Forwarded-For header is believed"},
+    {"responses", INGESTD_OPT_ENUM, "ingestd", kReload, "ingestd|api-gateway", kNoMin, kNoMax,
+     "Words of the refusals: ingestd's own, or api-gateway for exactly what an API Gateway REST "
+     "API answers (403 Forbidden, 403 Missing Authentication Token, 429, 413)"},
+    {"health_path", INGESTD_OPT_STRING, nullptr, kReload, nullptr, kNoMin, kNoMax,
+     "Path answered 200 {\"status\":\"ok\"} to GET without an API key (503 once draining), for a "
+     "load balancer's health check on the traffic port; unset: none"},
     {"tls_cert", INGESTD_OPT_STRING, nullptr, kReload, nullptr, kNoMin, kNoMax,
      "PEM certificate chain served over HTTPS (relative to the config file); with tls_key the "
      "listener speaks TLS only; re-read on reload"},

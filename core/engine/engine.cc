@@ -363,6 +363,7 @@ Engine::~Engine() {
   notify_.close();  // systemd (issue 9)
   watchers_.clear();
   watch_debounce_ = Timer();
+  drain_timer_ = Timer();
   current_.reset();
   retiring_.clear();
   admin_.reset();
@@ -476,6 +477,7 @@ bool Engine::start_generation(std::shared_ptr<const Setup> setup, std::string *w
     wo.setup = setup;
     wo.log = log_;
     wo.dead_letter = dead_letter_.get();
+    wo.draining = &draining_;
     for (const auto &l : cfg->listeners)
       wo.listen_fds[l.name] = listen_[listen_key(l)].fds[static_cast<size_t>(i)];
     uv_async_t *wake = wake_.get();
@@ -532,6 +534,7 @@ void Engine::maybe_finish() {
     notify_.close();  // systemd (issue 9)
     watchers_.clear();
     watch_debounce_ = Timer();
+    drain_timer_ = Timer();
     sigterm_.reset();
     sigint_.reset();
     sighup_.reset();
@@ -607,7 +610,7 @@ void Engine::on_config_event() {
 }
 
 void Engine::reload() {
-  if (shutting_down_) return;
+  if (shutting_down_ || draining_.load(std::memory_order_relaxed)) return;
   log_->log(LogLevel::Info, kScope, "reloading configuration (SIGHUP)");
   // systemd (issue 9): RELOADING=1 now, READY=1 however the reload ends.
   notify_.reloading();
@@ -648,14 +651,41 @@ void Engine::reload() {
 }
 
 void Engine::shutdown() {
+  if (draining_.load(std::memory_order_relaxed) && !shutting_down_) {
+    // A second signal during drain_delay: the operator means now.
+    log_->log(LogLevel::Info, kScope, "second stop signal: ending drain_delay early");
+    drain_timer_.stop();
+    stop_generations();
+    return;
+  }
   if (shutting_down_) {
     log_->log(LogLevel::Warn, kScope, "already shutting down");
     return;
   }
-  shutting_down_ = true;
   notify_.stopping();  // systemd (issue 9)
   watchers_.clear();
   watch_debounce_ = Timer();
+  uint64_t delay =
+      current_ ? static_cast<uint64_t>(current_->config->service.get_duration_ms("drain_delay"))
+               : 0;
+  if (delay > 0) {
+    // Readiness (and every listener's health_path) fails now; listeners keep
+    // accepting and serving, so a load balancer deregisters the target
+    // before anything closes.
+    draining_.store(true, std::memory_order_relaxed);
+    log_->logf(LogLevel::Info, kScope,
+               "shutting down: readiness fails, serving for drain_delay %llums before stopping",
+               static_cast<unsigned long long>(delay));
+    drain_timer_.start(delay, 0, [this] { stop_generations(); });
+    return;
+  }
+  stop_generations();
+}
+
+void Engine::stop_generations() {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  draining_.store(true, std::memory_order_relaxed);
   log_->log(LogLevel::Info, kScope, "shutting down: draining queues");
   if (current_) {
     uint64_t timeout =
@@ -708,7 +738,7 @@ void Engine::handle_admin(http::Request &req, http::Responder r) {
   } else if (path == "/healthz") {
     resp.body = "{\"status\":\"ok\"}";
   } else if (path == "/readyz") {
-    bool ready = current_ && !shutting_down_;
+    bool ready = current_ && !shutting_down_ && !draining_.load(std::memory_order_relaxed);
     resp.status = ready ? 200 : 503;
     resp.body = ready ? "{\"status\":\"ready\"}"
                       : "{\"status\":\"not ready\",\"reason\":\"shutting down\"}";
@@ -767,6 +797,7 @@ int Engine::run() {
   a->data = this;
   wake_ = UvHandle<uv_async_t>(a);
   watch_debounce_.init(&loop_);
+  drain_timer_.init(&loop_);
 
   if (!start_admin(*cfg)) return 1;
   std::string why;

@@ -11,6 +11,7 @@
 
 #include <uv.h>
 
+#include <atomic>
 #include <list>
 #include <map>
 #include <memory>
@@ -82,6 +83,7 @@ class Engine {
   int worker_count(const config::Config &cfg) const;
   void reload();
   void shutdown();
+  void stop_generations();
   void reap();
   bool start_admin(const config::Config &cfg);
   void handle_admin(http::Request &req, http::Responder r);
@@ -107,6 +109,10 @@ class Engine {
   uint64_t next_generation_ = 1;
   bool shutting_down_ = false;
   bool admin_closing_ = false;
+  // SIGTERM with drain_delay: readiness fails while listeners still serve;
+  // read by the workers (health_path), written here only.
+  std::atomic<bool> draining_{false};
+  Timer drain_timer_;
   MetricsRegistry metrics_;  // the engine's own
   std::map<std::string, Snapshot> retired_metrics_;
   Counter *reloads_ = nullptr;

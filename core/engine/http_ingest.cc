@@ -76,6 +76,34 @@ void HttpIngest::add_listener(const config::Section &s, std::shared_ptr<const Ap
   l.rate_limited = metrics_->counter("ingestd_http_rate_limited_total",
                                      "Requests refused with 429 (API key over its rate)", ll);
   l.other_paths.labels = {{"listener", s.name}, {"path", "other"}};
+  http::parse_answer_style(o.get_string("responses"), &l.style);  // the enum checked it
+  if (o.has("health_path")) l.health_path = o.get_string("health_path");
+}
+
+void HttpIngest::refuse(const Listener &l, http::Refusal what, http::Response ours,
+                        http::Responder &responder) {
+  if (l.style == http::AnswerStyle::kApiGateway) {
+    responder.respond(http::api_gateway_answer(what));
+  } else {
+    responder.respond(std::move(ours));
+  }
+}
+
+// A target group's health check on the traffic port: no API key, and 503 as
+// soon as the process drains, so the load balancer stops sending first.
+void HttpIngest::answer_health(http::Request &req, http::Responder &responder) {
+  http::Response r;
+  bool draining = draining_ && draining_->load(std::memory_order_relaxed);
+  if (req.method() != "GET" && req.method() != "HEAD") {
+    r = json_error(405, "method not allowed: use GET");
+    r.headers.emplace_back("Allow", "GET, HEAD");
+  } else if (draining) {
+    r.status = 503;
+    r.body = R"({"status":"draining"})";
+  } else {
+    r.body = R"({"status":"ok"})";
+  }
+  responder.respond(std::move(r));
 }
 
 void HttpIngest::add_input(InputRuntime *input, const std::string &listener,
@@ -103,14 +131,15 @@ bool HttpIngest::authenticate(Listener &l, http::Request &req, http::Responder &
   auto key = req.header(l.key_header);
   if (!key || key->empty()) {
     l.unauthorized->add();
-    responder.respond(
-        json_error(401, "missing API key: send it in the " + l.key_header + " header"));
+    refuse(l, http::Refusal::kMissingKey,
+           json_error(401, "missing API key: send it in the " + l.key_header + " header"),
+           responder);
     return false;
   }
   *source = l.keys->find(*key);
   if (!*source) {
     l.unauthorized->add();
-    responder.respond(json_error(401, "invalid API key"));
+    refuse(l, http::Refusal::kInvalidKey, json_error(401, "invalid API key"), responder);
     return false;
   }
   return true;
@@ -127,7 +156,7 @@ bool HttpIngest::within_rate(Listener &l, const std::string &source, size_t reco
   l.rate_limited->add();
   http::Response r = json_error(429, "rate limit of this API key exceeded");
   r.headers.emplace_back("Retry-After", std::to_string(retry_after));
-  responder.respond(std::move(r));
+  refuse(l, http::Refusal::kRateLimited, std::move(r), responder);
   return false;
 }
 
@@ -139,9 +168,21 @@ void HttpIngest::handle(const std::string &listener, http::Request &req,
     return;
   }
   Listener &l = lit->second;
+  if (!l.health_path.empty() && req.path() == l.health_path) {
+    answer_health(req, responder);
+    return;
+  }
   const std::string *source = nullptr;
-  if (!authenticate(l, req, responder, &source)) return;
   auto it = l.paths.find(req.path());
+  if (l.style == http::AnswerStyle::kApiGateway) {
+    // API Gateway resolves the resource and its method before the key: an
+    // unknown path is 403 Missing Authentication Token, with a key or not.
+    if (it == l.paths.end() || req.method() != "POST") {
+      responder.respond(http::api_gateway_answer(http::Refusal::kNoRoute));
+      return;
+    }
+  }
+  if (!authenticate(l, req, responder, &source)) return;
   if (it == l.paths.end()) {
     responder.respond(json_error(404, "no input at " + std::string(req.path())));
     return;

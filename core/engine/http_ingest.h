@@ -6,6 +6,7 @@
 
 #include <uv.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <string>
@@ -14,6 +15,7 @@
 #include "config/config.h"
 #include "engine/api_keys.h"
 #include "engine/routing.h"
+#include "http/answers.h"
 #include "http/server.h"
 #include "util/metrics.h"
 
@@ -30,8 +32,13 @@ struct PathMetrics {
 
 class HttpIngest {
  public:
-  HttpIngest(uv_loop_t *loop, MetricsRegistry *metrics, int worker_count, Routing *routing)
-      : loop_(loop), metrics_(metrics), worker_count_(worker_count), routing_(routing) {}
+  HttpIngest(uv_loop_t *loop, MetricsRegistry *metrics, int worker_count, Routing *routing,
+             const std::atomic<bool> *draining = nullptr)
+      : loop_(loop),
+        metrics_(metrics),
+        worker_count_(worker_count),
+        routing_(routing),
+        draining_(draining) {}
   HttpIngest(const HttpIngest &) = delete;
   HttpIngest &operator=(const HttpIngest &) = delete;
 
@@ -62,6 +69,8 @@ class HttpIngest {
     PathMetrics other_paths;
     Counter *unauthorized = nullptr;
     Counter *rate_limited = nullptr;
+    http::AnswerStyle style = http::AnswerStyle::kIngestd;
+    std::string health_path;  // empty: none
   };
 
   // 401 checks; false when the request was answered.
@@ -74,7 +83,13 @@ class HttpIngest {
   uv_loop_t *loop_;
   MetricsRegistry *metrics_;
   int worker_count_;
+  // A refusal in the listener's style: ingestd's `ours`, or API Gateway's.
+  void refuse(const Listener &l, http::Refusal what, http::Response ours,
+              http::Responder &responder);
+  void answer_health(http::Request &req, http::Responder &responder);
+
   Routing *routing_;
+  const std::atomic<bool> *draining_;
   std::map<std::string, Listener, std::less<>> listeners_;
 };
 

@@ -186,8 +186,8 @@ bool Pipeline::init() {
   for (auto &o : outputs_)
     outputs.push_back(o.get());
   routing_ = std::make_unique<Routing>(env_.loop, env_.log, max_memory, std::move(outputs));
-  ingest_ =
-      std::make_unique<HttpIngest>(env_.loop, env_.metrics, env_.worker_count, routing_.get());
+  ingest_ = std::make_unique<HttpIngest>(env_.loop, env_.metrics, env_.worker_count, routing_.get(),
+                                         env_.draining);
   for (const auto &l : c.listeners) {
     std::shared_ptr<const ApiKeys> keys;
     if (auto k = setup_->api_keys.find(l.name); k != setup_->api_keys.end()) keys = k->second;

@@ -9,6 +9,7 @@
 
 #include <uv.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -41,6 +42,9 @@ struct PipelineEnv {
   uint64_t generation = 0;
   bool check_only = false;  // `ingestd -t`: init plugins, never start them
   bool disk_logs = true;    // open and adopt disk buffer logs (not for --replay)
+  // Set by the engine when the process drains (SIGTERM with drain_delay):
+  // listeners' health_path answers 503. Owned by the engine; may be null.
+  const std::atomic<bool> *draining = nullptr;
 };
 
 class Pipeline {

@@ -23,6 +23,7 @@ http::ServerLimits listener_limits(const config::Section &l) {
   lim.max_connections = static_cast<size_t>(o.get_int("max_connections"));
   lim.trusted_proxies = o.get_list("trusted_proxies");
   lim.content_types = o.get_list("content_types");
+  lim.api_gateway_answers = o.get_string("responses") == "api-gateway";
   return lim;
 }
 
@@ -72,6 +73,7 @@ bool Worker::setup() {
   env.log = opts_.log;
   env.metrics = &metrics_;
   env.dead_letter = opts_.dead_letter;
+  env.draining = opts_.draining;
   env.worker = opts_.index;
   env.worker_count = opts_.worker_count;
   env.generation = opts_.generation;

@@ -35,8 +35,9 @@ class Worker {
     std::shared_ptr<const Setup> setup;
     const Logger *log = nullptr;
     DeadLetter *dead_letter = nullptr;
-    std::map<std::string, int> listen_fds;  // by listener name; the worker dups them
-    std::function<void()> on_exit;          // called from the worker thread when it ends
+    const std::atomic<bool> *draining = nullptr;  // the engine's; see PipelineEnv
+    std::map<std::string, int> listen_fds;        // by listener name; the worker dups them
+    std::function<void()> on_exit;                // called from the worker thread when it ends
   };
 
   explicit Worker(Options opts);

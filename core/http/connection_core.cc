@@ -12,6 +12,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "http/answers.h"
 #include "http/strings.h"
 
 namespace ingestd::http {
@@ -644,6 +645,10 @@ void ConnectionCore::send(const Response &r, bool force_close, bool linger) {
 
 void ConnectionCore::send_error(int status, std::string_view message, size_t limit, bool close) {
   if (request_line_done_ && !headers_complete_) materialize_request();
+  if (status == 413 && config_.limits.api_gateway_answers) {
+    send(api_gateway_answer(Refusal::kTooLarge), close, close);
+    return;
+  }
   Response r;
   r.status = status;
   r.body.reserve(64 + message.size());

@@ -57,6 +57,9 @@ struct ServerLimits {
   // Set: the listener speaks HTTPS with this server context (shared by the
   // workers). The TLS handshake must finish within header_timeout.
   std::shared_ptr<const tls::Context> tls;
+  // Refusals the server itself answers (413) in API Gateway's words
+  // (answers.h) instead of ingestd's.
+  bool api_gateway_answers = false;
 };
 
 namespace detail {

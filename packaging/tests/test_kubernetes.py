@@ -74,11 +74,14 @@ class Manifests(unittest.TestCase):
         self.assertEqual(ports, {"http": 8080, "admin": 2020})
         self.assertEqual(c["readinessProbe"]["httpGet"], {"path": "/readyz", "port": "admin"})
         self.assertEqual(c["livenessProbe"]["httpGet"], {"path": "/healthz", "port": "admin"})
-        pre = c["lifecycle"]["preStop"]["exec"]["command"]
-        self.assertEqual(pre[0], "sleep")
+        # drain_delay, not a preStop sleep, keeps serving while the endpoint
+        # leaves the Service; the pod must outlive drain + shutdown.
+        self.assertNotIn("lifecycle", c)
         main = self.config_files(docs)["ingestd.toml"]
         shutdown = duration(re.search(r"(?m)^shutdown_timeout = (\S+)", main).group(1))
-        self.assertGreater(pod["terminationGracePeriodSeconds"], int(pre[1]) + shutdown)
+        drain = duration(re.search(r"(?m)^drain_delay = (\S+)", main).group(1))
+        self.assertGreaterEqual(drain, 5)
+        self.assertGreater(pod["terminationGracePeriodSeconds"], drain + shutdown)
         self.assertRegex(main, r'(?m)^admin = "0\.0\.0\.0:2020"')
         self.assertRegex(main, r"(?m)^watch_config = true")
         self.assertTrue(pod["securityContext"]["runAsNonRoot"])

@@ -74,7 +74,9 @@ class Unit(unittest.TestCase):
             text = read(os.path.join(PACKAGING, cfg))
             m = re.search(r'^shutdown_timeout = "(\d+)s"', text, re.M)
             self.assertTrue(m, cfg)
-            self.assertGreater(stop, int(m.group(1)) + 10, cfg)
+            drain = re.search(r'^drain_delay = "(\d+)s"', text, re.M)
+            self.assertGreater(stop, int(m.group(1)) + (int(drain.group(1)) if drain else 0) + 10,
+                               cfg)
         self.assertGreater(duration_s(self.one("WatchdogSec")), 0)
 
     def test_systemd_analyze_verify(self):
