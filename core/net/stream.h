@@ -4,6 +4,8 @@
 // (plugin.h, stream_open) hands plugins; no protocol here.
 //
 // Threading: a Stream belongs to its loop's thread; nothing is shared.
+// Process contract: the process must ignore SIGPIPE (libuv writes with
+// write(2), so a peer gone away would otherwise kill it), as main.cc does.
 #pragma once
 
 #include <uv.h>
