@@ -6,7 +6,9 @@
 
 #include <sys/un.h>
 
+#include <algorithm>
 #include <cstring>
+#include <exception>
 #include <utility>
 
 namespace ingestd::net {
@@ -127,28 +129,29 @@ void Stream::start() {
 }
 
 void Stream::on_resolved(uv_getaddrinfo_t *req, int status, addrinfo *res) {
+  std::unique_ptr<addrinfo, void (*)(addrinfo *)> owned(res, uv_freeaddrinfo);
   auto *self = static_cast<Stream *>(req->data);
   Hold hold(self);
   --self->outstanding_;
   self->resolving_ = false;
-  if (self->closed_) {
-    if (res) uv_freeaddrinfo(res);
-    return;
-  }
+  if (self->closed_) return;
   if (status < 0) {
-    if (res) uv_freeaddrinfo(res);
     self->fail("resolve " + self->cfg_.host + ": " + uv_strerror(status));
     return;
   }
-  for (addrinfo *a = res; a; a = a->ai_next) {
-    if (a->ai_family != AF_INET && a->ai_family != AF_INET6) continue;
-    sockaddr_storage ss{};
-    std::memcpy(&ss, a->ai_addr, std::min<size_t>(a->ai_addrlen, sizeof ss));
-    self->addrs_.push_back(ss);
+  try {
+    for (addrinfo *a = res; a; a = a->ai_next) {
+      if (a->ai_family != AF_INET && a->ai_family != AF_INET6) continue;
+      sockaddr_storage ss{};
+      std::memcpy(&ss, a->ai_addr, std::min<size_t>(a->ai_addrlen, sizeof ss));
+      self->addrs_.push_back(ss);
+    }
+    owned.reset();
+    self->state_ = State::kConnecting;
+    self->try_next_address();
+  } catch (const std::exception &e) {  // out of memory: never past a uv callback
+    self->fail(std::string("resolve: ") + e.what());
   }
-  uv_freeaddrinfo(res);
-  self->state_ = State::kConnecting;
-  self->try_next_address();
 }
 
 // From uv callbacks only (it may fail the stream).
@@ -161,7 +164,8 @@ void Stream::try_next_address() {
     sock_->handle.data = sock_;
     sock_->owner = this;
     ++outstanding_;
-    uv_tcp_nodelay(&sock_->tcp, 1);
+    uv_tcp_nodelay(&sock_->tcp, 1);        // protocols of small requests and replies
+    uv_tcp_keepalive(&sock_->tcp, 1, 60);  // a peer gone silently is found out
     int rc = uv_tcp_connect(&connect_, &sock_->tcp, sa, on_connect);
     if (rc == 0) {
       ++outstanding_;
@@ -185,7 +189,11 @@ void Stream::on_connect(uv_connect_t *req, int status) {
     self->try_next_address();
     return;
   }
-  self->on_socket_connected();
+  try {
+    self->on_socket_connected();
+  } catch (const std::exception &e) {
+    self->fail(std::string("connect: ") + e.what());
+  }
 }
 
 void Stream::on_socket_connected() {
@@ -311,7 +319,11 @@ void Stream::on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     self->fail("read from " + self->current_addr_ + ": " + uv_strerror(static_cast<int>(nread)));
     return;
   }
-  self->on_bytes(buf->base, static_cast<size_t>(nread));
+  try {
+    self->on_bytes(buf->base, static_cast<size_t>(nread));
+  } catch (const std::exception &e) {  // out of memory: never past a uv callback
+    self->fail(std::string("read: ") + e.what());
+  }
 }
 
 void Stream::on_bytes(const char *data, size_t n) {

@@ -209,6 +209,30 @@ TEST_F(StreamTest, TlsHandshakeThatNeverCompletesTimesOut) {
   EXPECT_EQ(seen.connected, 0);
 }
 
+TEST_F(StreamTest, ResolutionFailureNamesTheHost) {
+  StreamConfig c = at(6379, "nonexistent.invalid");
+  c.connect_timeout_ms = 5000;
+  Seen seen;
+  open(c, &seen);
+  ASSERT_TRUE(run_until(&loop_, [&] { return seen.closed == 1; }));
+  if (seen.reason.find("timed out") != std::string::npos)
+    GTEST_SKIP() << "the resolver here does not answer: " << seen.reason;
+  EXPECT_EQ(seen.reason.rfind("resolve nonexistent.invalid: ", 0), 0u) << seen.reason;
+}
+
+TEST_F(StreamTest, TimeoutCoversResolutionToo) {
+  // 1 ms: the timer may fire while resolving (the request is cancelled),
+  // connecting or handshaking; the reason is the same.
+  int port = peer(Peer::Mode::kSilent).listen_tcp();
+  StreamConfig c = at(port, "localhost");
+  c.tls = client_ctx(f("ca.pem"));
+  c.connect_timeout_ms = 1;
+  Seen seen;
+  open(c, &seen);
+  ASSERT_TRUE(run_until(&loop_, [&] { return seen.closed == 1; }));
+  EXPECT_EQ(seen.reason, "connect to localhost:" + std::to_string(port) + ": timed out after 1 ms");
+}
+
 TEST_F(StreamTest, PeerCloseIsReported) {
   int port = peer(Peer::Mode::kCloseAtAccept).listen_tcp();
   Seen seen;
