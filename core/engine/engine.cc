@@ -497,7 +497,7 @@ bool Engine::start_generation(std::shared_ptr<const Setup> setup, std::string *w
     uint64_t timeout =
         static_cast<uint64_t>(current_->config->service.get_duration_ms("shutdown_timeout"));
     for (auto &w : current_->workers)
-      w->retire(timeout);
+      w->retire(timeout, /*hand_over=*/true);
     retiring_.push_back(std::move(current_));
   }
   current_ = std::move(gen);
@@ -517,6 +517,7 @@ void Engine::reap() {
       w->join();
       w->metrics().accumulate(&retired_metrics_, false);
       lost_->add(w->lost_records());
+      hand_over(w->take_handover());
     }
     log_->logf(LogLevel::Info, kScope, "generation %llu stopped",
                static_cast<unsigned long long>(g.id));
@@ -524,6 +525,28 @@ void Engine::reap() {
   }
   close_unused_sockets();
   maybe_finish();
+}
+
+// What a generation retired by a reload still held in memory queues goes to
+// the running one, spread over its workers: a reload loses no record, even
+// when the old generation could not deliver (a wrong CA fixed by the reload).
+void Engine::hand_over(std::vector<HandedRecord> records) {
+  if (records.empty()) return;
+  if (!current_ || shutting_down_ || current_->workers.empty()) {
+    lost_->add(records.size());
+    log_->logf(LogLevel::Error, kScope,
+               "%zu records handed over by a retired generation are lost: shutting down",
+               records.size());
+    return;
+  }
+  auto &workers = current_->workers;
+  std::vector<std::vector<HandedRecord>> parts(workers.size());
+  for (size_t i = 0; i < records.size(); ++i)
+    parts[i % parts.size()].push_back(std::move(records[i]));
+  for (size_t i = 0; i < parts.size(); ++i)
+    if (!parts[i].empty()) workers[i]->adopt(std::move(parts[i]));
+  log_->logf(LogLevel::Info, kScope, "%zu queued records carried over to generation %llu",
+             records.size(), static_cast<unsigned long long>(current_->id));
 }
 
 void Engine::maybe_finish() {

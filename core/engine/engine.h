@@ -84,6 +84,7 @@ class Engine {
   void reload();
   void shutdown();
   void stop_generations();
+  void hand_over(std::vector<HandedRecord> records);
   void reap();
   bool start_admin(const config::Config &cfg);
   void handle_admin(http::Request &req, http::Responder r);

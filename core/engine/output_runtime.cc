@@ -275,6 +275,20 @@ void OutputRuntime::halt() {
   timer_.stop();
 }
 
+std::vector<RecordPtr> OutputRuntime::take_memory_records() {
+  std::vector<RecordPtr> out;
+  for (RecordPtr &r : queue_.drain_queued()) {
+    if (origin_.count(r.get())) {
+      origin_.erase(r.get());  // its disk log keeps it for the next reader
+      continue;
+    }
+    memory_ -= std::min(memory_, r->memory());
+    out.push_back(std::move(r));
+  }
+  update_gauges();
+  return out;
+}
+
 size_t OutputRuntime::abandon() {
   stopped_ = true;
   timer_.stop();

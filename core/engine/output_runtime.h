@@ -114,6 +114,9 @@ class OutputRuntime {
   // are accounted, nothing new is sent).
   void halt();
   bool halted() const { return stopped_; }
+  // After on_stop: removes the queued records that live only in memory (not
+  // read from a disk log), for the next generation to deliver.
+  std::vector<RecordPtr> take_memory_records();
   // Forgets in-flight batches the plugin never finished (after on_stop);
   // returns the records lost (those read from a disk log stay there).
   size_t abandon();

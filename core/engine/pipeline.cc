@@ -215,6 +215,17 @@ bool Pipeline::start() {
   return true;
 }
 
+bool Pipeline::adopt(HandedRecord &&h) {
+  json::Value v;
+  json::ParseError err;
+  if (!json::parse(h.json, &v, &err)) return false;  // it was serialised by us
+  RecordPtr r = RecordPtr::make();
+  r->root = std::move(v);
+  r->tag = std::move(h.tag);
+  r->received_ms = h.received_ms;
+  return enqueue_to(h.output, std::move(r));
+}
+
 bool Pipeline::enqueue_to(std::string_view output, RecordPtr record) {
   for (auto &o : outputs_) {
     if (o->name() != output) continue;
@@ -248,7 +259,7 @@ size_t Pipeline::pending_records() const {
   return n;
 }
 
-size_t Pipeline::stop() {
+size_t Pipeline::stop(std::vector<HandedRecord> *hand_over) {
   if (stopped_) return 0;
   stopped_ = true;
   for (auto &i : inputs_)
@@ -259,6 +270,15 @@ size_t Pipeline::stop() {
   for (auto &o : outputs_) {
     o->halt();
     o->instance().stop();  // the plugin finishes or abandons its batches
+    if (hand_over) {
+      auto records = o->take_memory_records();
+      for (auto &r : records)
+        hand_over->push_back({o->name(), r->tag, r->received_ms, r->json()});
+      if (!records.empty()) {
+        env_.log->logf(LogLevel::Info, o->scope(),
+                       "%zu queued records handed to the next generation", records.size());
+      }
+    }
     size_t n = o->abandon();
     if (n > 0) {
       env_.log->logf(LogLevel::Error, o->scope(),

@@ -32,6 +32,15 @@
 
 namespace ingestd {
 
+// A record left in a memory queue by a generation retiring for a reload, as
+// text, since it crosses to a worker thread of the next generation.
+struct HandedRecord {
+  std::string output;
+  std::string tag;
+  int64_t received_ms = 0;
+  std::string json;
+};
+
 struct PipelineEnv {
   uv_loop_t *loop = nullptr;
   const Logger *log = nullptr;
@@ -72,7 +81,9 @@ class Pipeline {
   bool idle() const;
   size_t pending_records() const;
   // Stops and destroys every instance; returns records never delivered.
-  size_t stop();
+  // With `hand_over` (a reload), what memory queues still hold is moved
+  // there as text instead of being lost: the next generation delivers it.
+  size_t stop(std::vector<HandedRecord> *hand_over = nullptr);
 
   const config::Config &config() const { return *cfg_; }
   const PipelineEnv &env() const { return env_; }
@@ -80,6 +91,9 @@ class Pipeline {
   // Queues a record for one output directly (`ingestd --replay`); false if
   // there is no such output.
   bool enqueue_to(std::string_view output, RecordPtr record);
+  // A record the previous generation handed over (Pipeline::stop); false
+  // when this configuration has no output of that name.
+  bool adopt(HandedRecord &&record);
   // Records the named output delivered so far.
   uint64_t delivered(std::string_view output) const;
 

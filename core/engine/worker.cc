@@ -49,11 +49,12 @@ void Worker::join() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Worker::retire(uint64_t timeout_ms) {
+void Worker::retire(uint64_t timeout_ms, bool hand_over) {
   std::lock_guard lock(mu_);
   if (retire_requested_) return;
   retire_requested_ = true;
   retire_timeout_ms_ = timeout_ms;
+  hand_over_ = hand_over;
   if (wake_open_) uv_async_send(wake_.get());
 }
 
@@ -188,13 +189,35 @@ void Worker::run(std::promise<bool> *ready) {
   if (opts_.on_exit) opts_.on_exit();
 }
 
+void Worker::adopt(std::vector<HandedRecord> records) {
+  std::lock_guard lock(mu_);
+  for (auto &r : records)
+    inbox_.push_back(std::move(r));
+  if (wake_open_) uv_async_send(wake_.get());
+}
+
 void Worker::on_wake() {
   bool retire;
   uint64_t timeout;
+  std::vector<HandedRecord> inbox;
   {
     std::lock_guard lock(mu_);
     retire = retire_requested_;
     timeout = retire_timeout_ms_;
+    inbox.swap(inbox_);
+  }
+  if (!inbox.empty()) {
+    size_t adopted = 0;
+    for (auto &r : inbox) {
+      if (pipeline_ && !finished_ && pipeline_->adopt(std::move(r))) ++adopted;
+    }
+    if (adopted < inbox.size()) {
+      lost_.fetch_add(inbox.size() - adopted, std::memory_order_relaxed);
+      opts_.log->logf(LogLevel::Error, scope_,
+                      "%zu records handed over by the previous generation are lost: their "
+                      "output is not in this configuration",
+                      inbox.size() - adopted);
+    }
   }
   if (retire && !retiring_) begin_retire(timeout);
 }
@@ -224,7 +247,14 @@ void Worker::finish() {
   if (finished_) return;
   finished_ = true;
   retire_timer_.stop();
-  if (pipeline_) lost_.store(pipeline_->stop(), std::memory_order_relaxed);
+  bool hand_over;
+  {
+    std::lock_guard lock(mu_);
+    hand_over = hand_over_;
+  }
+  if (pipeline_) {
+    lost_.fetch_add(pipeline_->stop(hand_over ? &handover_ : nullptr), std::memory_order_relaxed);
+  }
   // Servers must be closed before they are destroyed; force any left.
   for (auto &[name, s] : servers_)
     s->close(0, [] {});

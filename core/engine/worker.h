@@ -50,7 +50,14 @@ class Worker {
   bool start();
   // Thread-safe: stop accepting, answer requests in progress, drain queues for
   // up to timeout_ms, then stop the plugins and end the thread.
-  void retire(uint64_t timeout_ms);
+  // With hand_over (a reload), what memory queues still hold at the end is
+  // kept for take_handover() instead of being lost.
+  void retire(uint64_t timeout_ms, bool hand_over = false);
+  // After the thread ended: the records a reload retirement handed over.
+  std::vector<HandedRecord> take_handover() { return std::move(handover_); }
+  // Thread-safe: records handed over by a retired generation, queued to
+  // their outputs on this worker's loop.
+  void adopt(std::vector<HandedRecord> records);
   bool exited() const { return exited_.load(std::memory_order_acquire); }
   void join();
 
@@ -86,7 +93,10 @@ class Worker {
   bool retire_requested_ = false;
   bool wake_open_ = false;
   uint64_t retire_timeout_ms_ = 0;
+  bool hand_over_ = false;
+  std::vector<HandedRecord> inbox_;  // adopt(): waiting for the loop
 
+  std::vector<HandedRecord> handover_;  // written by the thread before exited_
   std::atomic<bool> exited_{false};
   std::atomic<size_t> lost_{0};
   Counter *requests_ = nullptr;
