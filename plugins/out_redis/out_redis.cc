@@ -444,8 +444,7 @@ void RedisOutput::connection_lost(const std::string &why, bool error) {
   auto ms = static_cast<unsigned long long>(delay);
   if (was_ready) {
     host->log(inst, level,
-              "connection to %s lost: %s; reconnecting in %llu ms, records wait in "
-              "the queue",
+              "connection to %s lost: %s; reconnecting in %llu ms, records wait in the queue",
               opt.address.c_str(), why.c_str(), ms);
     failure_log.reset();  // the first failure to reconnect is logged too
     failure_logged = true;
@@ -958,8 +957,7 @@ int on_init(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_
     ingestd_stream_config_t sc = options.target.stream_config();
     if (host->stream_check(inst, &sc) != INGESTD_OK) {
       host->log(inst, INGESTD_LOG_ERROR,
-                "tls: the files named by ca_file, client_cert or "
-                "client_key cannot be used (see above)");
+                "tls: ca_file, client_cert or client_key cannot be used (see above)");
       return -1;
     }
   }
@@ -977,7 +975,7 @@ extern "C" INGESTD_EXPORT const ingestd_plugin_t ingestd_plugin_v1 = {
     sizeof(ingestd_plugin_t),
     "redis",
     INGESTD_KIND_OUTPUT,
-    "Redis commands from templates, pipelined over one async connection per worker",
+    "Redis commands from templates, pipelined over one connection per worker, TLS optional",
     "1.0.0",
     kOptions,
     sizeof kOptions / sizeof kOptions[0],
