@@ -1,5 +1,5 @@
 // The host functions plugins call: options, logging, timers, metrics,
-// records and batches. Each casts the opaque handle back to the host type.
+// records and batches, HTTP calls and streams. Each casts the opaque handle back to the host type.
 #include <algorithm>
 #include <chrono>
 #include <cstdarg>
@@ -9,6 +9,8 @@
 #include "aws/chain.h"
 #include "config/config.h"
 #include "host/instance.h"
+#include "net/stream.h"
+#include "tls/tls.h"
 
 namespace ingestd {
 namespace {
@@ -480,6 +482,170 @@ const char *host_aws_credentials_source(ingestd_aws_t *a) {
   return a ? aws::Chain::from(a)->source() : nullptr;
 }
 
+// ---- byte streams
+// The plugin's config as this host's struct: fields past the size the plugin
+// was built with read as 0; struct_size 0 means the 1.2 struct.
+ingestd_stream_config_t whole_stream_config(const ingestd_stream_config_t *cfg) {
+  ingestd_stream_config_t c{};
+  size_t n = cfg->struct_size ? cfg->struct_size : sizeof c;
+  std::memcpy(&c, cfg, std::min<size_t>(n, sizeof c));
+  return c;
+}
+
+// The ABI config as a net::StreamConfig, its TLS context built (files read
+// now: local files, read once per stream_open). false with *why.
+bool stream_config(const ingestd_stream_config_t *plugin_cfg, net::StreamConfig *out,
+                   std::string *why) {
+  if (!plugin_cfg) {
+    *why = "no config";
+    return false;
+  }
+  const ingestd_stream_config_t c = whole_stream_config(plugin_cfg);
+  net::StreamConfig sc;
+  if (c.host) sc.host = c.host;
+  sc.port = c.port;
+  if (c.unix_path) sc.unix_path = c.unix_path;
+  if (c.connect_timeout_ms) sc.connect_timeout_ms = c.connect_timeout_ms;
+  if (c.write_limit) sc.write_limit = c.write_limit;
+  if (c.server_name) sc.server_name = c.server_name;
+  if (c.tls && !sc.unix_path.empty()) {
+    *why = "TLS is not available over a unix socket (unix_path " + sc.unix_path + ")";
+    return false;
+  }
+  *why = net::check_address(sc);
+  if (!why->empty()) return false;
+  if (c.tls) {
+    tls::ClientConfig tc;
+    if (c.ca_file) tc.ca_file = c.ca_file;
+    tc.verify = !c.tls_verify_off;
+    if (c.client_cert) tc.client_cert = c.client_cert;
+    if (c.client_key) tc.client_key = c.client_key;
+    std::string err;
+    sc.tls = tls::Context::client(tc, &err);
+    if (!sc.tls) {
+      *why = "TLS: " + err;
+      return false;
+    }
+  }
+  *out = std::move(sc);
+  return true;
+}
+
+void log_stream(Instance *in, const char *what, const std::string &why) {
+  if (in->logger)
+    in->logger->logf(LogLevel::Error, in->scope, "%s%s: %s", in->log_prefix.c_str(), what,
+                     why.c_str());
+}
+
+ingestd_stream_t *host_stream_open(ingestd_instance_t *inst, const ingestd_stream_config_t *cfg,
+                                   const ingestd_stream_callbacks_t *cb, void *arg) {
+  Instance *in = Instance::from(inst);
+  try {
+    if (!cb) {
+      log_stream(in, "stream_open refused", "no callbacks");
+      return nullptr;
+    }
+    if (!in->loop) {
+      log_stream(in, "stream_open refused", "no loop in this process");
+      return nullptr;
+    }
+    net::StreamConfig sc;
+    std::string why;
+    if (!stream_config(cfg, &sc, &why)) {
+      log_stream(in, "stream_open refused", why);
+      return nullptr;
+    }
+    auto ps = std::make_unique<PluginStream>();
+    PluginStream *raw = ps.get();
+    raw->owner = in;
+    raw->arg = arg;
+    size_t n = cb->struct_size ? cb->struct_size : sizeof raw->cb;
+    std::memcpy(&raw->cb, cb, std::min<size_t>(n, sizeof raw->cb));
+    net::StreamCallbacks scb;
+    scb.on_connected = [raw] {
+      if (raw->cb.on_connected) raw->cb.on_connected(raw->arg);
+    };
+    scb.on_data = [raw](const char *data, size_t len) {
+      if (raw->cb.on_data) raw->cb.on_data(raw->arg, data, len);
+    };
+    scb.on_drain = [raw] {
+      if (raw->cb.on_drain) raw->cb.on_drain(raw->arg);
+    };
+    scb.on_closed = [raw](const std::string &reason) {
+      raw->stream = nullptr;  // it frees itself after this returns
+      raw->in_on_closed = true;
+      if (raw->cb.on_closed) raw->cb.on_closed(raw->arg, reason.c_str());
+      auto &v = raw->owner->streams;
+      for (auto it = v.begin(); it != v.end(); ++it) {
+        if (it->get() == raw) {
+          v.erase(it);  // frees raw (and this closure's captures' target)
+          return;
+        }
+      }
+    };
+    raw->stream = net::Stream::open(in->loop, std::move(sc), std::move(scb), &why);
+    if (!raw->stream) {
+      log_stream(in, "stream_open refused", why);
+      return nullptr;
+    }
+    in->streams.push_back(std::move(ps));
+    return raw->abi();
+  } catch (const std::exception &e) {
+    log_stream(in, "stream_open refused", e.what());
+    return nullptr;
+  }
+}
+
+int host_stream_write(ingestd_stream_t *s, const char *data, size_t len) {
+  PluginStream *ps = PluginStream::from(s);
+  if (!ps || !ps->stream || (len && !data)) return INGESTD_ERROR;
+  try {
+    switch (ps->stream->write(std::string_view(data ? data : "", len))) {
+      case net::Stream::Write::kOk:
+        return INGESTD_OK;
+      case net::Stream::Write::kFull:
+        return INGESTD_FULL;
+      case net::Stream::Write::kClosed:
+        return INGESTD_ERROR;
+    }
+  } catch (const std::exception &) {
+  }
+  return INGESTD_ERROR;
+}
+
+size_t host_stream_pending(const ingestd_stream_t *s) {
+  const PluginStream *ps = PluginStream::from(s);
+  return ps && ps->stream ? ps->stream->pending() : 0;
+}
+
+void host_stream_close(ingestd_stream_t *s) {
+  PluginStream *ps = PluginStream::from(s);
+  if (!ps || ps->in_on_closed) return;  // from on_closed: freed when it returns
+  auto &v = ps->owner->streams;
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    if (it->get() == ps) {
+      v.erase(it);  // ~PluginStream closes the stream
+      return;
+    }
+  }
+}
+
+int host_stream_check(ingestd_instance_t *inst, const ingestd_stream_config_t *cfg) {
+  Instance *in = Instance::from(inst);
+  try {
+    net::StreamConfig sc;
+    std::string why;
+    if (!stream_config(cfg, &sc, &why)) {
+      log_stream(in, "stream", why);
+      return INGESTD_ERROR;
+    }
+    return INGESTD_OK;
+  } catch (const std::exception &e) {
+    log_stream(in, "stream", e.what());
+    return INGESTD_ERROR;
+  }
+}
+
 const ingestd_host_t kHost = {
     sizeof(ingestd_host_t),
     INGESTD_ABI_MAJOR,
@@ -543,12 +709,21 @@ const ingestd_host_t kHost = {
     host_call_soon,
     host_record_copy,
     host_record_free,
+    host_stream_open,
+    host_stream_write,
+    host_stream_pending,
+    host_stream_close,
+    host_stream_check,
 };
 
 }  // namespace
 
 const ingestd_host_t *host_table() {
   return &kHost;
+}
+
+PluginStream::~PluginStream() {
+  if (stream) stream->close();
 }
 
 // ---- instance lifecycle
@@ -587,6 +762,7 @@ void Instance::destroy() {
   initialized = false;
   data = nullptr;
   timers.clear();
+  streams.clear();  // closed: no stream callback after on_destroy
   soon.clear();
   soon_idle.reset();
 }

@@ -23,6 +23,9 @@ namespace ingestd {
 namespace aws {
 class Registry;
 }
+namespace net {
+class Stream;
+}
 
 struct Instance;
 
@@ -32,6 +35,27 @@ struct PluginTimer {
   ingestd_timer_cb cb = nullptr;
   void *arg = nullptr;
   Instance *owner = nullptr;
+};
+
+// A stream a plugin opened (the object behind ingestd_stream_t); owned by
+// its instance until stream_close, until on_closed returns, or until
+// destroy() closes what the plugin left.
+struct PluginStream {
+  net::Stream *stream = nullptr;  // frees itself once closed; null then
+  Instance *owner = nullptr;
+  ingestd_stream_callbacks_t cb{};  // the plugin's, fields past its struct_size null
+  void *arg = nullptr;
+  bool in_on_closed = false;  // stream_close from on_closed: freed after it anyway
+  PluginStream() = default;
+  PluginStream(const PluginStream &) = delete;
+  PluginStream &operator=(const PluginStream &) = delete;
+  ~PluginStream();  // closes the stream: no callback after
+
+  ingestd_stream_t *abi() { return reinterpret_cast<ingestd_stream_t *>(this); }
+  static PluginStream *from(ingestd_stream_t *s) { return reinterpret_cast<PluginStream *>(s); }
+  static const PluginStream *from(const ingestd_stream_t *s) {
+    return reinterpret_cast<const PluginStream *>(s);
+  }
 };
 
 struct Instance {
@@ -60,6 +84,9 @@ struct Instance {
   aws::Registry *aws = nullptr;
   // The instance's calls in flight; stop() cancels what the plugin left.
   HttpCallGroup http_calls;
+  // The instance's open streams; destroy() closes what the plugin left,
+  // after on_destroy (like timers), so no stream callback runs on freed data.
+  std::vector<std::unique_ptr<PluginStream>> streams;
   // A setter on a read-only (batched) record was refused: said once.
   bool warned_read_only = false;
 
@@ -78,7 +105,7 @@ struct Instance {
   // on_stop, then the HTTP calls still in flight end with "cancelled" (their
   // callbacks run before stop() returns, so before on_destroy).
   void stop();
-  // on_destroy, then the timers and call_soon calls the plugin left.
+  // on_destroy, then the timers, call_soon calls and streams the plugin left.
   void destroy();
   ~Instance() { destroy(); }
 };

@@ -277,11 +277,11 @@ typedef struct ingestd_stream_ ingestd_stream_t; /* one TCP (or unix socket) con
  * loaded) by stream_open and stream_check. */
 typedef struct ingestd_stream_config_type_ {
   /* sizeof(ingestd_stream_config_t) as the plugin was built; fields past it
-   * read as 0. */
+   * read as 0 (0 itself: the ABI 1.2 struct). */
   uint32_t struct_size;
-  const char *host;      /* name or IP, resolved asynchronously (uv_getaddrinfo) */
-  int port;              /* 1..65535 */
-  const char *unix_path; /* set: a unix socket instead of host:port (no TLS) */
+  const char *host;            /* name or IP, resolved asynchronously (uv_getaddrinfo) */
+  int port;                    /* 1..65535 */
+  const char *unix_path;       /* set: a unix socket instead of host:port (no TLS) */
   uint64_t connect_timeout_ms; /* resolution + connect + TLS handshake; 0 means 10 s */
   /* TLS (OpenSSL). With `tls` set the stream reports on_connected only after
    * the handshake, with the server's certificate checked against `ca_file`
@@ -294,12 +294,14 @@ typedef struct ingestd_stream_config_type_ {
   const char *client_key;
   int tls_verify_off;
   /* Bytes queued for writing above which stream_write refuses (FULL) until
-   * on_drain; 0 means 8 MiB. */
+   * on_drain; 0 means 8 MiB. A write into an empty queue is always taken,
+   * so one message larger than the limit still leaves. */
   size_t write_limit;
 } ingestd_stream_config_t;
 
 /* Callbacks of one stream, on the loop thread, never inside a stream_*
- * call. Plugin-owned static data (the struct must outlive the stream). */
+ * call. Plugin-owned static data (the struct must outlive the stream). Any
+ * may be NULL; struct_size 0 means the ABI 1.2 struct. */
 typedef struct ingestd_stream_callbacks_type_ {
   uint32_t struct_size; /* sizeof(ingestd_stream_callbacks_t) as built */
   /* Connected (and TLS handshake done): writes made before it were queued
@@ -313,8 +315,10 @@ typedef struct ingestd_stream_callbacks_type_ {
   /* The stream ended: resolution, connect, timeout or TLS failure, the peer
    * closed it, or an I/O error. `reason` is borrowed for the call ("connect
    * to 10.0.0.5:6379: connection refused", "TLS: certificate verify failed:
-   * unable to get local issuer certificate"). The handle is freed when the
-   * callback returns; it is never called after stream_close. */
+   * unable to get local issuer certificate", "connect to redis:6379: timed
+   * out after 10000 ms", "closed by the peer"). Runs exactly once per such
+   * end. The handle is freed when the callback returns (stream_close from
+   * inside it does nothing more); it is never called after stream_close. */
   void (*on_closed)(void *arg, const char *reason);
 } ingestd_stream_callbacks_t;
 
@@ -515,8 +519,9 @@ typedef struct ingestd_host_type_ {
   ingestd_stream_t *(*stream_open)(ingestd_instance_t *inst, const ingestd_stream_config_t *cfg,
                                    const ingestd_stream_callbacks_t *cb, void *arg);
   /* Queues `len` bytes (copied; encrypted with TLS) to leave in order, also
-   * before on_connected. OK (taken) | FULL (more than write_limit queued:
-   * nothing taken; on_drain follows) | ERROR (closed or closing). */
+   * before on_connected. OK (taken) | FULL (the queue holds bytes and these
+   * would take it past write_limit: nothing taken; on_drain follows once it
+   * is below half) | ERROR (the stream ended: on_closed ran or is due). */
   int (*stream_write)(ingestd_stream_t *s, const char *data, size_t len);
   /* Bytes queued and not yet written to the socket. */
   size_t (*stream_pending)(const ingestd_stream_t *s);
