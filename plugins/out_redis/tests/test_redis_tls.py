@@ -161,10 +161,17 @@ class TlsTestCase(unittest.TestCase):
         try:
             keys = list(keys.items())
 
+            missing = []
+
             def all_there():
                 got = c("MGET", *[k for k, _ in keys])
-                return all(g == v for g, (_, v) in zip(got, keys))
-            wait_for(all_there, timeout, "%d keys in redis" % len(keys), interval=0.05)
+                missing[:] = [k for g, (k, v) in zip(got, keys) if g != v]
+                return not missing
+            try:
+                wait_for(all_there, timeout, "%d keys in redis" % len(keys), interval=0.05)
+            except AssertionError as e:
+                raise AssertionError("%s: %d missing (%s...); ingestd log:\n%s" % (
+                    e, len(missing), missing[:3], self.d.log_text() if self.d else "")) from None
         finally:
             if client is None:
                 c.close()
@@ -186,7 +193,7 @@ class TlsDeliveryTest(TlsTestCase):
         d = self.start_daemon(SET, tls_options(self.pki))
         self.post(records(0, 100))
         self.wait_keys(expected(0, 100))
-        d.wait_log(r"outputs\.pos: connected to localhost:%d" % self.redis.tls_port)
+        d.wait_log(r"\[outputs\.pos\] connected to localhost:%d" % self.redis.tls_port)
         self.assertEqual(d.metric("ingestd_redis_connected", output="pos"), 1)
         self.assertNotRegex(d.log_text(), r"failed")
 
@@ -234,9 +241,12 @@ class TlsRestartTest(TlsTestCase):
 class TlsRefusedTest(TlsTestCase):
     def test_wrong_ca_is_refused_logged_and_nothing_lost_after_reload(self):
         wrong = self.pki.path("other-ca.pem")
-        d = self.start_daemon(SET, tls_options(self.pki, ca_file=json.dumps(wrong)))
+        # On disk: a reload gives the old generation's memory queue only
+        # shutdown_timeout to drain, while a disk log is adopted by the new one.
+        d = self.start_daemon(SET, tls_options(self.pki, ca_file=json.dumps(wrong),
+                                               buffer='"disk"'))
         self.post(records(0, 200))
-        d.wait_log(r"outputs\.pos: connect to localhost:%d failed: TLS: certificate verify "
+        d.wait_log(r"\[outputs\.pos\] connect to localhost:%d failed: TLS: certificate verify "
                    r"failed: .*; retrying in \d+ ms" % self.redis.tls_port)
         # Retried with backoff, and logged once, not once per attempt.
         wait_for(lambda: (d.metric("ingestd_redis_reconnects_total", output="pos") or 0) >= 3,
