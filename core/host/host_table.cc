@@ -495,7 +495,8 @@ ingestd_stream_config_t whole_stream_config(const ingestd_stream_config_t *cfg) 
 // The ABI config as a net::StreamConfig, its TLS context built (files read
 // now: local files, read once per stream_open). false with *why.
 bool stream_config(const ingestd_stream_config_t *plugin_cfg, net::StreamConfig *out,
-                   std::string *why) {
+                   std::string *why,
+                   std::map<std::string, std::shared_ptr<const tls::Context>> *cache = nullptr) {
   if (!plugin_cfg) {
     *why = "no config";
     return false;
@@ -520,11 +521,20 @@ bool stream_config(const ingestd_stream_config_t *plugin_cfg, net::StreamConfig 
     tc.verify = !c.tls_verify_off;
     if (c.client_cert) tc.client_cert = c.client_cert;
     if (c.client_key) tc.client_key = c.client_key;
-    std::string err;
-    sc.tls = tls::Context::client(tc, &err);
+    std::string key =
+        tc.ca_file + '\n' + (tc.verify ? "1" : "0") + '\n' + tc.client_cert + '\n' + tc.client_key;
+    if (cache) {
+      auto it = cache->find(key);
+      if (it != cache->end()) sc.tls = it->second;
+    }
     if (!sc.tls) {
-      *why = "TLS: " + err;
-      return false;
+      std::string err;
+      sc.tls = tls::Context::client(tc, &err);
+      if (!sc.tls) {
+        *why = "TLS: " + err;
+        return false;
+      }
+      if (cache) (*cache)[key] = sc.tls;
     }
   }
   *out = std::move(sc);
@@ -551,7 +561,7 @@ ingestd_stream_t *host_stream_open(ingestd_instance_t *inst, const ingestd_strea
     }
     net::StreamConfig sc;
     std::string why;
-    if (!stream_config(cfg, &sc, &why)) {
+    if (!stream_config(cfg, &sc, &why, &in->stream_tls)) {
       log_stream(in, "stream_open refused", why);
       return nullptr;
     }
@@ -763,6 +773,7 @@ void Instance::destroy() {
   data = nullptr;
   timers.clear();
   streams.clear();  // closed: no stream callback after on_destroy
+  stream_tls.clear();
   soon.clear();
   soon_idle.reset();
 }

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -25,6 +26,9 @@ class Registry;
 }
 namespace net {
 class Stream;
+}
+namespace tls {
+class Context;
 }
 
 struct Instance;
@@ -87,6 +91,10 @@ struct Instance {
   // The instance's open streams; destroy() closes what the plugin left,
   // after on_destroy (like timers), so no stream callback runs on freed data.
   std::vector<std::unique_ptr<PluginStream>> streams;
+  // TLS client contexts of stream_open, by (ca_file, verify, cert, key): a
+  // reconnect does not read and parse the files again (a reload, which
+  // makes new instances, does).
+  std::map<std::string, std::shared_ptr<const tls::Context>> stream_tls;
   // A setter on a read-only (batched) record was refused: said once.
   bool warned_read_only = false;
 

@@ -203,6 +203,14 @@ TEST_F(HostStreamTest, TlsEchoThroughTheAbi) {
   ASSERT_TRUE(run_until(&loop_, [&] { return c.data.size() >= 6 || c.closed; }));
   EXPECT_EQ(c.data, "secret") << c.reason;
   host_->stream_close(s);
+  // A reconnect with the same TLS files reuses the context.
+  Conn again;
+  ingestd_stream_t *t = open(cfg, &again);
+  ASSERT_NE(t, nullptr);
+  ASSERT_TRUE(run_until(&loop_, [&] { return again.connected == 1 || again.closed; }));
+  EXPECT_EQ(again.closed, 0) << again.reason;
+  EXPECT_EQ(inst_->stream_tls.size(), 1u);
+  host_->stream_close(t);
 }
 
 TEST_F(HostStreamTest, FullThenDrain) {
