@@ -16,12 +16,11 @@ import socket
 import ssl
 import subprocess
 import tempfile
-import threading
 import unittest
 
 from harness import Daemon, run_ingestd, wait_for, PLUGINS
 from needs import require_tool
-from test_redis import Resp, RespError, RedisServer, config, free_port
+from test_redis import Resp, RedisServer, config, free_port
 
 SLOW_RESOLVER = os.environ.get("REDIS_SLOW_RESOLVER", "")
 
