@@ -1,5 +1,6 @@
 // out_redis: records to Redis as commands built from templates, pipelined
-// over one connection per worker (on the worker's uv loop, redis_uv.h).
+// over one connection per worker (the host's stream service, optionally TLS:
+// redis_connection.h).
 //
 // A batch is encoded into one buffer of RESP commands and queued whole, so it
 // leaves in one write; replies are matched to commands in order. Batches wait inside the plugin
@@ -9,9 +10,11 @@
 // is answered INGESTD_BATCH_RETRY: the host resends it after its backoff, so delivery is at least
 // once (templates should be idempotent; if_newer makes positions so).
 #include <hiredis/hiredis.h>
-#include <uv.h>
+
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <deque>
@@ -26,9 +29,9 @@
 #include "common/options.h"
 #include "common/output.h"
 #include "ingestd/plugin.h"
+#include "redis_connection.h"
 #include "redis_protocol.h"
 #include "redis_templates.h"
-#include "redis_uv.h"
 
 namespace {
 
@@ -48,7 +51,20 @@ const ingestd_option_t kOptions[] = {
     {"db", INGESTD_OPT_INT, "0", 0, nullptr, 0, 1000000,
      "Database number selected with SELECT after every connect"},
     {"connect_timeout", INGESTD_OPT_DURATION, "2s", 0, nullptr, 1, 3600000,
-     "Longest time to connect and finish AUTH/SELECT/SCRIPT LOAD before trying again"},
+     "Longest time to resolve, connect, finish TLS and AUTH/SELECT/SCRIPT LOAD before trying "
+     "again"},
+    {"tls", INGESTD_OPT_BOOL, "false", 0, nullptr, kNoMin, kNoMax,
+     "Speak TLS to the server (ElastiCache in-transit encryption); not with a unix socket"},
+    {"ca_file", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
+     "PEM file of the CAs that sign the server's certificate; default: the system's store"},
+    {"tls_verify", INGESTD_OPT_BOOL, "true", 0, nullptr, kNoMin, kNoMax,
+     "Check the server's certificate chain and name; false accepts any certificate"},
+    {"client_cert", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
+     "PEM client certificate shown to a server that asks for one (needs client_key)"},
+    {"client_key", INGESTD_OPT_STRING, nullptr, kSecret, nullptr, kNoMin, kNoMax,
+     "PEM private key of client_cert"},
+    {"tls_server_name", INGESTD_OPT_STRING, nullptr, 0, nullptr, kNoMin, kNoMax,
+     "Name sent as SNI and checked against the certificate; default: the host of address"},
     {"command_timeout", INGESTD_OPT_DURATION, "5s", 0, nullptr, 1, 3600000,
      "Longest wait for a batch's replies; then the connection is dropped and the batch retried"},
     {"commands", INGESTD_OPT_STRING_LIST_LIST, nullptr, INGESTD_OPT_REQUIRED, nullptr, kNoMin,
@@ -196,9 +212,7 @@ struct Expected {
 // The instance's options, read once in on_init (read_options).
 struct RedisOptions {
   std::string address;
-  bool unix_socket = false;
-  std::string host_or_path;
-  int port = 6379;
+  Target target;  // address, connect_timeout and TLS
   std::string username, password;
   int64_t db = 0;
   uint64_t connect_timeout_ms = 2000, command_timeout_ms = 5000;
@@ -232,6 +246,7 @@ struct RedisOutput final : ingestd::common::Instance, Connection::Handler {
   ingestd::common::Retry reconnect;
   bool attempted = false;
   bool failure_logged = false;
+  ingestd::common::LogLimiter failure_log{60000};  // one failure line a minute
   bool ever_ready = false;
   std::string script_sha;
 
@@ -265,7 +280,6 @@ struct RedisOutput final : ingestd::common::Instance, Connection::Handler {
   };
   std::vector<Extent> all_extents;
 
-  uv_loop_t *loop() { return static_cast<uv_loop_t *>(host->uv_loop(inst)); }
   uint64_t now() { return host->now_ms(inst); }
 
   void connect();
@@ -277,7 +291,7 @@ struct RedisOutput final : ingestd::common::Instance, Connection::Handler {
   void drop(const std::string &why, bool error = false);
   void fail_expected();
   void connection_lost(const std::string &why, bool error);
-  void schedule_reconnect();
+  uint64_t schedule_reconnect();
   void on_tick();
 
   void flush(ingestd_batch_t *b);
@@ -300,7 +314,7 @@ void RedisOutput::connect() {
   state = State::Connecting;
   connect_started_ms = now();
   std::string err;
-  Connection *c = Connection::open(loop(), opt.unix_socket, opt.host_or_path, opt.port, this, &err);
+  Connection *c = Connection::open(host, inst, opt.target, this, &err);
   if (!c) {
     connection_lost(err, false);
     return;
@@ -379,6 +393,7 @@ void RedisOutput::ready() {
     host->log(inst, INGESTD_LOG_INFO, "connected to %s", opt.address.c_str());
   }
   failure_logged = false;
+  failure_log.reset();
   ever_ready = true;
   pump();
 }
@@ -424,24 +439,39 @@ void RedisOutput::connection_lost(const std::string &why, bool error) {
   handshake_left = 0;
   host->metric_set(m_connected, 0);
   if (stopping) return;
+  uint64_t delay = schedule_reconnect();
   ingestd_log_level_type level = error ? INGESTD_LOG_ERROR : INGESTD_LOG_WARN;
+  auto ms = static_cast<unsigned long long>(delay);
   if (was_ready) {
-    host->log(inst, level, "connection to %s lost: %s; reconnecting, records wait in the queue",
-              opt.address.c_str(), why.c_str());
+    host->log(inst, level,
+              "connection to %s lost: %s; reconnecting in %llu ms, records wait in the queue",
+              opt.address.c_str(), why.c_str(), ms);
+    failure_log.reset();  // the first failure to reconnect is logged too
     failure_logged = true;
-  } else if (!failure_logged) {
-    host->log(inst, level, "cannot connect to %s: %s; retrying with backoff up to %llums",
-              opt.address.c_str(), why.c_str(),
-              static_cast<unsigned long long>(reconnect.backoff().max_ms()));
+    return;
+  }
+  // The stream's reason may name the address already ("connect to
+  // 10.0.0.5:6379: connection refused"): say it once.
+  std::string_view reason = why;
+  if (reason.starts_with("connect to ")) {
+    if (size_t colon = reason.find(": "); colon != std::string_view::npos) {
+      reason.remove_prefix(colon + 2);
+    }
+  }
+  int n = static_cast<int>(reason.size());
+  if (failure_log.allow(now())) {
+    unsigned long long skipped = failure_log.skipped();
+    host->log(inst, level, "connect to %s failed: %.*s; retrying in %llu ms%s", opt.address.c_str(),
+              n, reason.data(), ms,
+              skipped ? (" (" + std::to_string(skipped) + " more like it)").c_str() : "");
     failure_logged = true;
   } else {
-    host->log(inst, INGESTD_LOG_DEBUG, "cannot connect to %s: %s", opt.address.c_str(),
-              why.c_str());
+    host->log(inst, INGESTD_LOG_DEBUG, "connect to %s failed: %.*s; retrying in %llu ms",
+              opt.address.c_str(), n, reason.data(), ms);
   }
-  schedule_reconnect();
 }
 
-void RedisOutput::schedule_reconnect() {
+uint64_t RedisOutput::schedule_reconnect() {
   // Full backoff on the first try too: a server that just closed on us is
   // often restarting, and every worker reconnects at once.
   uint64_t delay = reconnect.failed();
@@ -451,6 +481,7 @@ void RedisOutput::schedule_reconnect() {
   } else {
     reconnect_timer = host->timer_start(inst, delay, 0, cb, this);
   }
+  return delay;
 }
 
 void RedisOutput::on_tick() {
@@ -702,9 +733,9 @@ void RedisOutput::update_gauges() {
 bool parse_address(const std::string &a, RedisOptions *o, std::string *err) {
   o->address = a;
   if (a.rfind("unix:", 0) == 0 || (!a.empty() && a[0] == '/')) {
-    o->unix_socket = true;
-    o->host_or_path = a[0] == '/' ? a : a.substr(5);
-    if (o->host_or_path.empty()) {
+    o->target.unix_socket = true;
+    o->target.host_or_path = a[0] == '/' ? a : a.substr(5);
+    if (o->target.host_or_path.empty()) {
       *err = "address: empty unix socket path";
       return false;
     }
@@ -734,7 +765,7 @@ bool parse_address(const std::string &a, RedisOptions *o, std::string *err) {
     *err = "address: no host in \"" + a + "\" (use \"host:port\" or a socket path)";
     return false;
   }
-  o->host_or_path = h;
+  o->target.host_or_path = h;
   if (!p.empty()) {
     int port = 0;
     auto r = std::from_chars(p.data(), p.data() + p.size(), port);
@@ -742,7 +773,7 @@ bool parse_address(const std::string &a, RedisOptions *o, std::string *err) {
       *err = "address: invalid port '" + p + "' in \"" + a + "\"";
       return false;
     }
-    o->port = port;
+    o->target.port = port;
   }
   return true;
 }
@@ -757,6 +788,39 @@ bool read_options(const ingestd::common::Options &opts, RedisOptions *o, std::st
   }
   o->db = opts.integer("db");
   o->connect_timeout_ms = opts.duration_ms("connect_timeout");
+  o->target.connect_timeout_ms = o->connect_timeout_ms;
+  Target &t = o->target;
+  t.tls = opts.flag("tls");
+  t.tls_verify = opts.flag("tls_verify");
+  t.ca_file = opts.string("ca_file");
+  t.client_cert = opts.string("client_cert");
+  t.client_key = opts.string("client_key");
+  t.server_name = opts.string("tls_server_name");
+  bool any_tls_file = !t.ca_file.empty() || !t.client_cert.empty() || !t.client_key.empty() ||
+                      !t.server_name.empty();
+  if (t.tls && t.unix_socket) {
+    *err = "tls = true needs a TCP address (\"host:port\"): \"" + o->address +
+           "\" is a unix socket, which never speaks TLS";
+    return false;
+  }
+  if (!t.tls && any_tls_file) {
+    *err = "ca_file, client_cert, client_key and tls_server_name need tls = true";
+    return false;
+  }
+  if (t.client_cert.empty() != t.client_key.empty()) {
+    *err = "client_cert and client_key go together: set both or neither";
+    return false;
+  }
+  // Named here so that `ingestd -t` says which file; stream_check (on_init)
+  // then parses them.
+  for (auto [name, path] : {std::pair<const char *, const std::string *>{"ca_file", &t.ca_file},
+                            {"client_cert", &t.client_cert},
+                            {"client_key", &t.client_key}}) {
+    if (!path->empty() && access(path->c_str(), R_OK) != 0) {
+      *err = std::string(name) + " " + *path + ": " + std::strerror(errno);
+      return false;
+    }
+  }
   o->command_timeout_ms = opts.duration_ms("command_timeout");
   o->max_commands = static_cast<size_t>(opts.integer("max_inflight_commands"));
   o->retry_initial_ms = opts.retry_initial_ms();
@@ -882,6 +946,21 @@ int on_init(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_
     host->log(inst, INGESTD_LOG_ERROR, "%s", err.c_str());
     return -1;
   }
+  if (!INGESTD_HOST_HAS(host, stream_open)) {
+    host->log(inst, INGESTD_LOG_ERROR,
+              "this ingestd has no stream service (plugin ABI 1.2), which the redis output needs");
+    return -1;
+  }
+  // The CA, certificate and key must load now, for `ingestd -t` and before
+  // a reload replaces a working output (the host logs which file and why).
+  if (options.target.tls && INGESTD_HOST_HAS(host, stream_check)) {
+    ingestd_stream_config_t sc = options.target.stream_config();
+    if (host->stream_check(inst, &sc) != INGESTD_OK) {
+      host->log(inst, INGESTD_LOG_ERROR,
+                "tls: ca_file, client_cert or client_key cannot be used (see above)");
+      return -1;
+    }
+  }
   *data = new RedisOutput(host, inst, std::move(options));
   return 0;
 }
@@ -896,7 +975,7 @@ extern "C" INGESTD_EXPORT const ingestd_plugin_t ingestd_plugin_v1 = {
     sizeof(ingestd_plugin_t),
     "redis",
     INGESTD_KIND_OUTPUT,
-    "Redis commands from templates, pipelined over one async connection per worker",
+    "Redis commands from templates, pipelined over one connection per worker, TLS optional",
     "1.0.0",
     kOptions,
     sizeof kOptions / sizeof kOptions[0],
