@@ -348,7 +348,8 @@ bool Session::write(std::string_view plain) {
 }
 
 void Session::shutdown() {
-  if (ssl_ && done_ && !failed_) {
+  // Once: a second SSL_shutdown would wait for the peer's close_notify.
+  if (ssl_ && done_ && !failed_ && !(SSL_get_shutdown(ssl_) & SSL_SENT_SHUTDOWN)) {
     ERR_clear_error();
     SSL_shutdown(ssl_);
     ERR_clear_error();
