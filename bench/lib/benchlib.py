@@ -78,17 +78,6 @@ def make_pki(d):
             "key": os.path.join(d, "server.key")}
 
 
-def time_wait(port):
-    """TCP connections to or from `port` in TIME_WAIT: after a run of
-    Connection: close requests, one per connection that was made (whichever
-    side closed first holds it, for 60 s), so it counts connections on a port
-    of ours without a server's own counter."""
-    out = subprocess.run(["ss", "-Htan", "state", "time-wait",
-                          "( sport = :%d or dport = :%d )" % (port, port)],
-                         capture_output=True, text=True, check=True).stdout
-    return sum(1 for line in out.splitlines() if line.strip())
-
-
 def wrk(port, path, connections, seconds, body=None, env_extra=None, threads=1, https=False,
         headers=()):
     """wrk on LOAD_CPU; https=True: an https:// URL (wrk's OpenSSL client, no
