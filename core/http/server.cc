@@ -88,7 +88,7 @@ class Connection final : public ConnectionIo, public std::enable_shared_from_thi
   void io_timer(uint64_t timeout_ms) override;
   void arm_timer(uint64_t now);
   void io_linger() override;
-  void io_close() override { close(); }
+  void io_close() override;
   uint64_t io_now() override { return uv_now(server_.loop_); }
   void io_dispatch(Request &request, uint64_t seq) override;
   void io_observe(const Request *request, int status, size_t bytes_in,
@@ -425,6 +425,28 @@ void Connection::io_linger() {
   int rc = uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t *>(&tcp_),
                        [](uv_shutdown_t *, int) {});
   if (rc != 0) close();
+}
+
+// The core ends the connection (an answer with Connection: close, a timeout,
+// a client gone): a TLS session says so with close_notify first, as nginx
+// does. Without it a client that reads to EOF sees a truncation, and
+// OpenSSL then marks its session not resumable (openssl s_time -reuse
+// resumed none); the server's cache drops the session too (SSL_free of a
+// session that sent no close_notify). A few bytes into the socket buffer,
+// without a write request: if they do not fit, the client only misses them.
+void Connection::io_close() {
+  if (closing_) return;
+  if (tls_ && tls_->handshake_done()) {
+    tls_->close_notify();
+    std::string bytes;
+    tls_->take_output(&bytes);
+    auto *stream = reinterpret_cast<uv_stream_t *>(&tcp_);
+    if (!bytes.empty() && stream->write_queue_size == 0) {
+      uv_buf_t buf = uv_buf_init(bytes.data(), static_cast<unsigned>(bytes.size()));
+      uv_try_write(stream, &buf, 1);
+    }
+  }
+  close();
 }
 
 void Connection::io_dispatch(Request &request, uint64_t seq) {

