@@ -170,6 +170,8 @@ Chain::Chain(ChainConfig cfg, HttpClient *http, const Logger *log, MetricsRegist
     };
   }
   refresh_timer_.init(http_->loop());
+  // Background refreshes must not keep a stopping worker's loop alive.
+  refresh_timer_.unref();
   if (metrics) {
     fetch_ok_ = metrics->counter("ingestd_aws_credentials_fetches_total",
                                  "AWS credential fetches (chain resolutions and refreshes)",
