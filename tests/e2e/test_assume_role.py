@@ -169,6 +169,8 @@ class AssumeRoleTest(unittest.TestCase):
         self.assertEqual(fh.stats()["calls_by_access_key"].keys(), {first["access_key"]})
         self.assertEqual(fh.stats()["auth_failures"], {})
         d.wait_log(r"using credentials from assumed role %s via environment" % re.escape(ROLE))
+        d.wait_log(r"\[outputs\.fh\] stream trace in %s via .*, as role %s"
+                   % (REGION, re.escape(ROLE)))
 
         # Refresh before expiry: a second AssumeRole, then records after the
         # first credentials expired arrive signed with the second ones.
