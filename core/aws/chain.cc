@@ -2,8 +2,10 @@
 #include "aws/chain.h"
 #include "common/text.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -70,6 +72,10 @@ bool container_host_allowed(std::string_view url) {
 
 ChainConfig ChainConfig::from_abi(const ingestd_aws_config_t &c) {
   auto s = [](const char *p) { return p ? std::string(p) : std::string(); };
+  // A plugin built against an older header passed a smaller struct: read
+  // only what it covers.
+  size_t size = c.struct_size ? c.struct_size : offsetof(ingestd_aws_config_t, role_arn);
+  auto has = [size](size_t offset, size_t len) { return offset + len <= size; };
   ChainConfig o;
   o.access_key_id = s(c.access_key_id);
   o.secret_access_key = s(c.secret_access_key);
@@ -79,17 +85,35 @@ ChainConfig ChainConfig::from_abi(const ingestd_aws_config_t &c) {
   o.sts_endpoint = s(c.sts_endpoint);
   o.imds_endpoint = s(c.imds_endpoint);
   o.container_endpoint = s(c.container_endpoint);
+  if (has(offsetof(ingestd_aws_config_t, role_arn), sizeof c.role_arn)) o.role_arn = s(c.role_arn);
+  if (has(offsetof(ingestd_aws_config_t, external_id), sizeof c.external_id))
+    o.external_id = s(c.external_id);
+  if (has(offsetof(ingestd_aws_config_t, role_session_name), sizeof c.role_session_name))
+    o.role_session_name = s(c.role_session_name);
+  if (has(offsetof(ingestd_aws_config_t, role_duration_s), sizeof c.role_duration_s))
+    o.role_duration_s = c.role_duration_s;
   return o;
+}
+
+ChainConfig ChainConfig::base() const {
+  ChainConfig b = *this;
+  b.role_arn.clear();
+  b.external_id.clear();
+  b.role_session_name.clear();
+  b.role_duration_s = 0;
+  return b;
 }
 
 std::string ChainConfig::key() const {
   std::string k;
-  for (const std::string *f : {&access_key_id, &secret_access_key, &session_token, &profile,
-                               &region, &sts_endpoint, &imds_endpoint, &container_endpoint}) {
+  for (const std::string *f :
+       {&access_key_id, &secret_access_key, &session_token, &profile, &region, &sts_endpoint,
+        &imds_endpoint, &container_endpoint, &role_arn, &external_id, &role_session_name}) {
     k += std::to_string(f->size());
     k += ':';
     k += *f;
   }
+  k += std::to_string(role_duration_s);
   return k;
 }
 
@@ -107,6 +131,8 @@ const char *Chain::source_name(Source s) {
       return "profile";
     case Source::Imds:
       return "imds";
+    case Source::AssumeRole:
+      return "assumed role";
     case Source::None:
       break;
   }
@@ -114,8 +140,19 @@ const char *Chain::source_name(Source s) {
 }
 
 Chain::Chain(ChainConfig cfg, HttpClient *http, const Logger *log, MetricsRegistry *metrics,
-             ChainOptions opts)
+             ChainOptions opts, Chain *base)
     : cfg_(std::move(cfg)), http_(http), log_(log), opts_(std::move(opts)) {
+  cooldown_ms_ = opts_.failure_cooldown_ms;
+  if (cfg_.assumes_role()) {
+    base_ = base;
+    if (!base_) {
+      owned_base_ = std::make_unique<Chain>(cfg_.base(), http, log, metrics, opts_);
+      base_ = owned_base_.get();
+    }
+    // AssumeRole credentials may be short (900 s and up; test peers issue
+    // less): refresh at half life at the latest.
+    opts_.refresh.max_fraction = std::min(opts_.refresh.max_fraction, 0.5);
+  }
   // Seeded apart per chain (each worker has its own).
   refresh_retry_ = common::Retry(common::Backoff(opts_.retry_initial_ms, opts_.retry_max_ms),
                                  uv_hrtime() ^ reinterpret_cast<uintptr_t>(this));
@@ -133,6 +170,8 @@ Chain::Chain(ChainConfig cfg, HttpClient *http, const Logger *log, MetricsRegist
     };
   }
   refresh_timer_.init(http_->loop());
+  // Background refreshes must not keep a stopping worker's loop alive.
+  refresh_timer_.unref();
   if (metrics) {
     fetch_ok_ = metrics->counter("ingestd_aws_credentials_fetches_total",
                                  "AWS credential fetches (chain resolutions and refreshes)",
@@ -146,6 +185,7 @@ Chain::Chain(ChainConfig cfg, HttpClient *http, const Logger *log, MetricsRegist
 Chain::~Chain() {
   destroying_ = true;
   refresh_timer_.stop();
+  if (base_ticket_) base_->cancel(base_ticket_);
   calls_.close();  // their callbacks run now and see destroying_
   flush_waiters(nullptr, "credentials: the credentials chain was shut down");
 }
@@ -162,11 +202,17 @@ std::optional<std::string> Chain::env(const char *name) const {
 
 bool Chain::usable() const {
   if (!current_) return false;
-  return current_->expiration_ms == 0 || now() + opts_.expiry_skew_ms < current_->expiration_ms;
+  if (current_->expiration_ms == 0) return true;
+  int64_t skew = opts_.expiry_skew_ms;
+  // Assumed-role credentials shorter than 4 skews stay usable for 3/4 of
+  // their life (they are refreshed at half life).
+  if (base_) skew = std::min<int64_t>(skew, (current_->expiration_ms - obtained_ms_) / 4);
+  return now() + skew < current_->expiration_ms;
 }
 
 const char *Chain::source() const {
-  return current_ ? source_name(source_) : nullptr;
+  if (!current_) return nullptr;
+  return source_ == Source::AssumeRole ? source_text_.c_str() : source_name(source_);
 }
 
 std::string Chain::region() const {
@@ -184,7 +230,7 @@ uint64_t Chain::acquire(std::string_view region_hint, Ready ready) {
     return 0;
   }
   if (!resolving_ && !refreshing_ && has_failed_ &&
-      uv_now(http_->loop()) - last_failure_ms_ < opts_.failure_cooldown_ms) {
+      uv_now(http_->loop()) - last_failure_ms_ < cooldown_ms_) {
     ready(nullptr, last_error_);
     return 0;
   }
@@ -237,6 +283,17 @@ std::function<std::function<void()>(HttpRequest &, HttpRequest::Ready)> Chain::s
 }
 
 void Chain::resolve(size_t i) {
+  if (base_) {  // a role has one source
+    fetch(Source::AssumeRole, [this](std::optional<Credentials> c, std::string why) {
+      if (destroying_) return;
+      if (c) {
+        on_resolved(Source::AssumeRole, std::move(*c));
+        return;
+      }
+      on_failed("credentials: assuming role " + cfg_.role_arn + " failed: " + why);
+    });
+    return;
+  }
   if (i == 0) tried_.clear();
   if (i >= kSources) {
     on_all_failed();
@@ -265,6 +322,13 @@ void Chain::on_resolved(Source s, Credentials c) {
   obtained_ms_ = now();
   if (fetch_ok_) fetch_ok_->add();
   if (refresh) ++refreshes_;
+  if (s == Source::AssumeRole) {
+    if (!logged_error_.empty() && log_) {
+      log_->logf(LogLevel::Info, kScope, "assuming role %s succeeded again", cfg_.role_arn.c_str());
+    }
+    logged_error_.clear();
+    source_text_ = "assumed role " + cfg_.role_arn + " via " + base_source_;
+  }
   if (log_) {
     std::string expiry = current_->expiration_ms
                              ? ", valid for " +
@@ -272,12 +336,12 @@ void Chain::on_resolved(Source s, Credentials c) {
                                    " s"
                              : "";
     if (s != logged_source_) {
-      log_->logf(LogLevel::Info, kScope, "using credentials from %s (access key %s%s)",
-                 source_name(s), current_->access_key_id.c_str(), expiry.c_str());
+      log_->logf(LogLevel::Info, kScope, "using credentials from %s (access key %s%s)", source(),
+                 current_->access_key_id.c_str(), expiry.c_str());
       logged_source_ = s;
     } else {
-      log_->logf(LogLevel::Debug, kScope, "credentials from %s renewed (access key %s%s)",
-                 source_name(s), current_->access_key_id.c_str(), expiry.c_str());
+      log_->logf(LogLevel::Debug, kScope, "credentials from %s renewed (access key %s%s)", source(),
+                 current_->access_key_id.c_str(), expiry.c_str());
     }
   }
   schedule_refresh();
@@ -285,15 +349,32 @@ void Chain::on_resolved(Source s, Credentials c) {
 }
 
 void Chain::on_all_failed() {
-  resolving_ = false;
   std::string tried;
   for (const auto &t : tried_) {
     if (!tried.empty()) tried += "; ";
     tried += t;
   }
-  last_error_ = "credentials: no source in the chain had credentials (tried: " + tried + ")";
+  on_failed("credentials: no source in the chain had credentials (tried: " + tried + ")");
+}
+
+void Chain::on_failed(std::string error) {
+  resolving_ = false;
+  last_error_ = std::move(error);
   if (fetch_failed_) fetch_failed_->add();
-  if (!has_failed_ && log_) log_->log(LogLevel::Warn, kScope, last_error_);
+  if (base_) {
+    // STS refused or was unreachable: back off (capped, with jitter) before
+    // asking again, however many requests want credentials meanwhile. Each
+    // new reason is logged once, at Warn.
+    cooldown_ms_ = refresh_retry_.failed();
+    if (log_) {
+      LogLevel level = last_error_ == logged_error_ ? LogLevel::Debug : LogLevel::Warn;
+      log_->logf(level, kScope, "%s; retrying in %.1f s", last_error_.c_str(),
+                 static_cast<double>(cooldown_ms_) / 1000.0);
+    }
+    logged_error_ = last_error_;
+  } else if (!has_failed_ && log_) {
+    log_->log(LogLevel::Warn, kScope, last_error_);
+  }
   has_failed_ = true;
   last_failure_ms_ = uv_now(http_->loop());
   flush_waiters(nullptr, last_error_);
@@ -401,6 +482,9 @@ void Chain::fetch(Source s, Done done) {
     case Source::Imds:
       fetch_imds(std::move(done));
       return;
+    case Source::AssumeRole:
+      fetch_assume_role(std::move(done));
+      return;
     case Source::None:
       break;
   }
@@ -421,16 +505,9 @@ void Chain::fetch_web_identity(Done done) {
   }
   token = std::string(trim(token));
   std::string session = env("AWS_ROLE_SESSION_NAME").value_or("ingestd-" + std::to_string(now()));
-  std::string endpoint = cfg_.sts_endpoint;
-  if (endpoint.empty()) endpoint = env("AWS_ENDPOINT_URL_STS").value_or("");
-  if (endpoint.empty()) {
-    std::string r = region();
-    endpoint = "https://sts." + r + ".amazonaws.com" + (r.rfind("cn-", 0) == 0 ? ".cn" : "");
-  }
   HttpRequest req;
   req.method = "POST";
-  req.url = endpoint;
-  if (req.url.find('/', req.url.find("://") + 3) == std::string::npos) req.url += '/';
+  req.url = sts_url();
   req.headers = {{"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"},
                  {"Accept", "application/xml"}};
   req.body = "Action=AssumeRoleWithWebIdentity&RoleArn=" + uri_encode(*role, false) +
@@ -454,6 +531,71 @@ void Chain::fetch_web_identity(Done done) {
     }
     done(std::move(c), {});
   });
+}
+
+std::string Chain::sts_url() const {
+  std::string endpoint = cfg_.sts_endpoint;
+  if (endpoint.empty()) endpoint = env("AWS_ENDPOINT_URL_STS").value_or("");
+  if (endpoint.empty()) {
+    std::string r = region();
+    endpoint = "https://sts." + r + ".amazonaws.com" + (r.rfind("cn-", 0) == 0 ? ".cn" : "");
+  }
+  if (endpoint.find('/', endpoint.find("://") + 3) == std::string::npos) endpoint += '/';
+  return endpoint;
+}
+
+// sts:AssumeRole (Query API), signed with the base chain's credentials. The
+// wait for those happens inside base_->acquire, never on the loop.
+void Chain::fetch_assume_role(Done done) {
+  std::string region = this->region();
+  uint64_t t = base_->acquire(region, [this, done, region](const Credentials *base,
+                                                           const std::string &error) {
+    base_ticket_ = 0;
+    if (!base) {
+      done(std::nullopt, "no base credentials: " + error);
+      return;
+    }
+    const char *src = base_->source();
+    base_source_ = src ? src : "?";
+    HttpRequest req;
+    req.method = "POST";
+    req.url = sts_url();
+    req.headers = {{"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"},
+                   {"Accept", "application/xml"}};
+    std::string body = "Action=AssumeRole";
+    if (cfg_.role_duration_s) body += "&DurationSeconds=" + std::to_string(cfg_.role_duration_s);
+    if (!cfg_.external_id.empty()) body += "&ExternalId=" + uri_encode(cfg_.external_id, false);
+    body += "&RoleArn=" + uri_encode(cfg_.role_arn, false);
+    body += "&RoleSessionName=" +
+            uri_encode(cfg_.role_session_name.empty() ? "ingestd" : cfg_.role_session_name, false);
+    body += "&Version=2011-06-15";
+    req.body = std::move(body);
+    req.timeout_ms = opts_.sts_timeout_ms;
+    std::string why;
+    if (!sign_request(&req, *base, "sts", region, now() / 1000, &why)) {
+      done(std::nullopt, "sigv4: " + why);
+      return;
+    }
+    std::string via = base_source_;
+    get(std::move(req), [this, done, via](const HttpResponse &r) {
+      if (destroying_) return;
+      if (!r.error.empty()) {
+        done(std::nullopt, "STS: " + r.error);
+        return;
+      }
+      Credentials c;
+      std::string why;
+      bool parsed = parse_sts_response(r.body, &c, &why);
+      if (r.status != 200 || !parsed) {
+        // "HTTP 403: STS AccessDenied: User: arn:... is not authorized ..."
+        done(std::nullopt, "HTTP " + std::to_string(r.status) + (parsed ? "" : ": " + why) +
+                               " (signed with credentials from " + via + ")");
+        return;
+      }
+      done(std::move(c), {});
+    });
+  });
+  if (t) base_ticket_ = t;
 }
 
 void Chain::fetch_container(Done done) {
@@ -612,13 +754,20 @@ void Chain::fetch_imds(Done done) {
 // ---- Registry
 
 Chain *Registry::get(const ingestd_aws_config_t &cfg) {
-  ChainConfig c = ChainConfig::from_abi(cfg);
+  return get(ChainConfig::from_abi(cfg));
+}
+
+Chain *Registry::get(ChainConfig c) {
+  auto &map = c.assumes_role() ? roles_ : chains_;
   std::string key = c.key();
-  auto it = chains_.find(key);
-  if (it != chains_.end()) return it->second.get();
-  auto chain = std::make_unique<Chain>(std::move(c), http_, log_, metrics_, opts_);
+  auto it = map.find(key);
+  if (it != map.end()) return it->second.get();
+  // A role's base chain is the chain of its config without the role, shared
+  // with every output that uses those credentials directly.
+  Chain *base = c.assumes_role() ? get(c.base()) : nullptr;
+  auto chain = std::make_unique<Chain>(std::move(c), http_, log_, metrics_, opts_, base);
   Chain *raw = chain.get();
-  chains_.emplace(std::move(key), std::move(chain));
+  map.emplace(std::move(key), std::move(chain));
   return raw;
 }
 

@@ -10,6 +10,14 @@
 // Temporary credentials are refreshed from the same source in the background
 // before they expire; a failed refresh keeps the old ones until they expire
 // and retries with backoff.
+//
+// A chain with a role_arn has one source, AssumeRole: it takes credentials
+// from a base chain (the same config without the role, shared with other
+// users of it), signs an STS AssumeRole call with them and hands out the
+// temporary credentials STS answers, refreshed at 5 minutes or half their
+// lifetime before expiry, whichever is later. A failed AssumeRole (STS's
+// code and message logged) is retried with capped backoff with jitter: until
+// the next attempt is due, requests fail at once with the same error.
 #pragma once
 
 #include <cstdint>
@@ -37,8 +45,14 @@ namespace ingestd::aws {
 struct ChainConfig {
   std::string access_key_id, secret_access_key, session_token, profile, region, sts_endpoint,
       imds_endpoint, container_endpoint;
+  // AssumeRole (ABI 1.2 fields; empty role_arn: none).
+  std::string role_arn, external_id, role_session_name;
+  uint32_t role_duration_s = 0;
+  // Reads only the fields c.struct_size covers (0: the ABI 1.0 size).
   static ChainConfig from_abi(const ingestd_aws_config_t &c);
   std::string key() const;  // identical configs share one chain
+  bool assumes_role() const { return !role_arn.empty(); }
+  ChainConfig base() const;  // this config without the role: where its base credentials come from
 };
 
 struct ChainOptions {
@@ -59,12 +73,22 @@ struct ChainOptions {
 
 class Chain {
  public:
-  enum class Source { Explicit, Environment, WebIdentity, Container, Profile, Imds, None };
+  enum class Source {
+    Explicit,
+    Environment,
+    WebIdentity,
+    Container,
+    Profile,
+    Imds,
+    AssumeRole,
+    None
+  };
   static const char *source_name(Source s);
 
-  // `http` must outlive the chain.
+  // `http` must outlive the chain. With cfg.role_arn, `base` gives the base
+  // credentials and must outlive the chain; null: the chain makes its own.
   Chain(ChainConfig cfg, HttpClient *http, const Logger *log, MetricsRegistry *metrics,
-        ChainOptions opts);
+        ChainOptions opts, Chain *base = nullptr);
   ~Chain();  // fails waiting requests, cancels its own HTTP calls
   Chain(const Chain &) = delete;
   Chain &operator=(const Chain &) = delete;
@@ -80,11 +104,14 @@ class Chain {
   std::function<std::function<void()>(HttpRequest &, HttpRequest::Ready)> signer(
       std::string service, std::string region);
 
-  // Where the current credentials came from, or null while there are none.
+  // Where the current credentials came from, or null while there are none:
+  // a source name, or "assumed role ARN via SOURCE" (valid until the next
+  // resolution).
   const char *source() const;
   const Credentials *current() const { return current_ ? &*current_ : nullptr; }
   const ChainConfig &config() const { return cfg_; }
   uint64_t refreshes() const { return refreshes_; }
+  Chain *base() const { return base_; }  // null without a role
 
   ingestd_aws_t *abi() { return reinterpret_cast<ingestd_aws_t *>(this); }
   static Chain *from(ingestd_aws_t *a) { return reinterpret_cast<Chain *>(a); }
@@ -102,6 +129,7 @@ class Chain {
   void resolve(size_t index);
   void on_resolved(Source s, Credentials c);
   void on_all_failed();
+  void on_failed(std::string error);
   void refresh();
   void schedule_refresh();
   void flush_waiters(const Credentials *c, const std::string &error);
@@ -114,6 +142,8 @@ class Chain {
   void fetch_container(Done done);
   void fetch_profile(Done done);
   void fetch_imds(Done done);
+  void fetch_assume_role(Done done);
+  std::string sts_url() const;
   void get(HttpRequest req, std::function<void(const HttpResponse &)> cb);
 
   ChainConfig cfg_;
@@ -142,6 +172,16 @@ class Chain {
   std::string region_hint_;
   bool destroying_ = false;
   uint64_t refreshes_ = 0;
+  uint64_t cooldown_ms_ = 0;  // after a failed pass: failure_cooldown_ms, or the backoff (roles)
+
+  // AssumeRole: the base chain, a pending acquire() on it, where its
+  // credentials came from, the text source() returns, the last error logged.
+  Chain *base_ = nullptr;
+  std::unique_ptr<Chain> owned_base_;
+  uint64_t base_ticket_ = 0;
+  std::string base_source_;
+  std::string source_text_;
+  std::string logged_error_;
 
   Counter *fetch_ok_ = nullptr;
   Counter *fetch_failed_ = nullptr;
@@ -153,7 +193,8 @@ class Registry {
   Registry(HttpClient *http, const Logger *log, MetricsRegistry *metrics, ChainOptions opts = {})
       : http_(http), log_(log), metrics_(metrics), opts_(std::move(opts)) {}
   Chain *get(const ingestd_aws_config_t &cfg);
-  size_t size() const { return chains_.size(); }
+  Chain *get(ChainConfig cfg);
+  size_t size() const { return chains_.size() + roles_.size(); }
 
  private:
   HttpClient *http_;
@@ -161,6 +202,9 @@ class Registry {
   MetricsRegistry *metrics_;
   ChainOptions opts_;
   std::map<std::string, std::unique_ptr<Chain>> chains_;
+  // Role chains borrow a base chain from chains_: declared after it, so
+  // destroyed first.
+  std::map<std::string, std::unique_ptr<Chain>> roles_;
 };
 
 }  // namespace ingestd::aws

@@ -280,7 +280,12 @@ int64_t refresh_at_ms(int64_t now_ms, int64_t obtained_ms, int64_t expiration_ms
                       const RefreshPolicy &p) {
   int64_t lifetime = std::max<int64_t>(0, expiration_ms - obtained_ms);
   int64_t before = std::max<int64_t>(p.margin_ms, static_cast<int64_t>(lifetime * p.fraction));
-  return std::max(expiration_ms - before, now_ms + p.min_interval_ms);
+  before = std::min<int64_t>(before, static_cast<int64_t>(lifetime * p.max_fraction));
+  // The floor shrinks with the lead, but stays 1 s (or min_interval_ms when
+  // smaller): credentials that come back expired are not fetched in a loop.
+  int64_t floor_ms =
+      std::max(std::min(p.min_interval_ms, before), std::min<int64_t>(p.min_interval_ms, 1000));
+  return std::max(expiration_ms - before, now_ms + floor_ms);
 }
 
 }  // namespace ingestd::aws

@@ -19,7 +19,7 @@ bool parse_iso8601(std::string_view s, int64_t *epoch_ms);
 
 // STS AssumeRoleWithWebIdentity (or AssumeRole) XML: Credentials/AccessKeyId,
 // SecretAccessKey, SessionToken, Expiration. An ErrorResponse gives its Code
-// and Message in `why`.
+// and Message in `why` ("STS AccessDenied: User ... is not authorized ...").
 bool parse_sts_response(std::string_view xml, Credentials *out, std::string *why);
 
 // Container credentials and IMDS JSON: AccessKeyId, SecretAccessKey, Token,
@@ -39,11 +39,16 @@ bool profile_credentials(const IniFile *credentials_file, const IniFile *config_
 
 // When to refresh credentials obtained at `obtained_ms` that expire at
 // `expiration_ms`: `margin_ms` or `fraction` of their lifetime before expiry,
-// whichever is earlier, but never sooner than `min_interval_ms` after `now_ms`.
+// whichever is earlier, but at most `max_fraction` of their lifetime before
+// it (0.5: at half life for credentials shorter than twice the margin), and
+// never sooner than `min_interval_ms` (or that lead, when it is shorter, but
+// at least 1 s) after `now_ms`, so that credentials shorter than the floor
+// still refresh before they expire.
 struct RefreshPolicy {
   int64_t margin_ms = 5 * 60 * 1000;
   double fraction = 0.1;
   int64_t min_interval_ms = 30 * 1000;
+  double max_fraction = 1.0;
 };
 int64_t refresh_at_ms(int64_t now_ms, int64_t obtained_ms, int64_t expiration_ms,
                       const RefreshPolicy &p);

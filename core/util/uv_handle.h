@@ -67,6 +67,11 @@ class Timer {
   bool active() const {
     return timer_ && uv_is_active(reinterpret_cast<const uv_handle_t *>(timer_.get()));
   }
+  // A background timer: it fires while the loop runs for other reasons but
+  // does not keep uv_run from returning.
+  void unref() {
+    if (timer_) uv_unref(reinterpret_cast<uv_handle_t *>(timer_.get()));
+  }
   // Closing first: after uv_close no callback runs, so the function may go.
   ~Timer() { timer_.reset(); }
   Timer(Timer &&) = default;

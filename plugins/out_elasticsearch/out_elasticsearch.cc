@@ -693,6 +693,9 @@ bool read_options(const ingestd_host_t *host, const ingestd_config_t *cfg, EsOpt
       *err = aws_why;
       return false;
     }
+  } else if (!opts.string("role_arn").empty()) {
+    *err = "role_arn signs with SigV4: set aws_auth = true";
+    return false;
   }
   o->ca_file = opts.string("ca_file");
   o->client_cert = opts.string("client_cert");

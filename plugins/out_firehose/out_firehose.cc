@@ -652,8 +652,10 @@ int FirehoseOutput::start() {
   calls_bucket = ingestd::common::TokenBucket(opt.calls_rate, opt.calls_rate, now);
   records_bucket = ingestd::common::TokenBucket(opt.records_rate, opt.records_rate, now);
   bytes_bucket = ingestd::common::TokenBucket(opt.bytes_rate, opt.bytes_rate, now);
-  host->log(inst, INGESTD_LOG_INFO, "stream %s in %s via %s, aggregate %s", opt.stream.c_str(),
-            opt.region.c_str(), opt.url.c_str(), opt.limits.aggregate ? "on" : "off");
+  const std::string &role = opt.aws_options.role_arn;
+  host->log(inst, INGESTD_LOG_INFO, "stream %s in %s via %s, aggregate %s%s%s", opt.stream.c_str(),
+            opt.region.c_str(), opt.url.c_str(), opt.limits.aggregate ? "on" : "off",
+            role.empty() ? "" : ", as role ", role.c_str());
   return 0;
 }
 

@@ -182,7 +182,8 @@ class State:
     @staticmethod
     def _fresh_stats():
         return {"requests": 0, "calls_ok": 0, "errors": {}, "auth_failures": {},
-                "records_accepted": 0, "records_failed": 0, "bytes_accepted": 0}
+                "records_accepted": 0, "records_failed": 0, "bytes_accepted": 0,
+                "calls_by_access_key": {}}
 
     def count_error(self, code, auth=False):
         with self.lock:
@@ -337,8 +338,11 @@ class Handler(PeerHandler):
 
         # 1. authentication (before anything about the payload, like AWS)
         try:
-            st.verifier.verify(self.command, self.path, self.headers.items(), body,
-                               scheme=self.scheme)
+            akid = st.verifier.verify(self.command, self.path, self.headers.items(), body,
+                                      scheme=self.scheme)
+            with st.lock:
+                by_key = st.stats["calls_by_access_key"]
+                by_key[akid] = by_key.get(akid, 0) + 1
         except SigV4Error as e:
             code = e.code if e.code.endswith("Exception") else e.code + "Exception"
             st.count_error(code, auth=True)

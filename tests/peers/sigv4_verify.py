@@ -19,7 +19,8 @@ Checks, in the order AWS applies them (messages are the ones AWS returns):
   * request time within +-max_skew (AWS: 5 minutes)
                                          -> InvalidSignature "Signature expired"
   * X-Amz-Security-Token present and equal to the key's session token when one
-    is configured; a key marked expired   -> UnrecognizedClient / ExpiredToken
+    is configured; a key marked expired, or past its expires_at
+                                         -> UnrecognizedClient / ExpiredToken
   * x-amz-content-sha256, when present, equals sha256(body) (and is required
     when require_content_sha256, as Amazon OpenSearch Serverless requires)
   * signature equal to botocore's        -> InvalidSignature
@@ -127,12 +128,20 @@ class Verifier:
 
     # ---- credential management (command line and control endpoint) ----
     def add(self, spec_or_tuple):
+        """'AKID:SECRET[:TOKEN]', a tuple, or {"spec": ..., "expires_at": EPOCH}
+        (temporary credentials, as sts_peer.py hands out: refused with
+        ExpiredToken from that time on)."""
+        expires_at = None
+        if isinstance(spec_or_tuple, dict):
+            expires_at = spec_or_tuple.get("expires_at")
+            spec_or_tuple = spec_or_tuple["spec"]
         if isinstance(spec_or_tuple, str):
             akid, secret, token = parse_credential_spec(spec_or_tuple)
         else:
             akid, secret, token = spec_or_tuple
         with self._lock:
-            self._creds[akid] = {"secret": secret, "token": token, "expired": False}
+            self._creds[akid] = {"secret": secret, "token": token, "expired": False,
+                                 "expires_at": float(expires_at) if expires_at else None}
 
     def remove(self, akid):
         with self._lock:
@@ -146,7 +155,8 @@ class Verifier:
     def describe(self):
         with self._lock:
             return [
-                {"access_key": k, "has_token": bool(v["token"]), "expired": v["expired"]}
+                {"access_key": k, "has_token": bool(v["token"]), "expired": v["expired"],
+                 "expires_at": v.get("expires_at")}
                 for k, v in sorted(self._creds.items())
             ]
 
@@ -253,7 +263,7 @@ class Verifier:
         elif token:
             # A token sent with long-term keys is a token we never issued.
             raise SigV4Error("UnrecognizedClient", MSG_INVALID_TOKEN)
-        if cred["expired"]:
+        if cred["expired"] or (cred.get("expires_at") and self.clock() >= cred["expires_at"]):
             raise SigV4Error("ExpiredToken", MSG_EXPIRED_TOKEN)
 
         body = body or b""

@@ -1,4 +1,4 @@
-"""Self-tests of the local test peers (firehose_peer.py, es_peer.py).
+"""Self-tests of the local test peers (firehose_peer.py, es_peer.py, sts_peer.py).
 
 Run: cd tests/peers && /usr/bin/python3 -m unittest -v test_peers
 Each peer runs as a subprocess on 127.0.0.1, port 0; every process started
@@ -21,6 +21,8 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.parse
+import xml.etree.ElementTree as ET
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -293,6 +295,97 @@ class FirehosePeerTest(unittest.TestCase):
 # ---------------------------------------------------------------- Elasticsearch
 def ndjson(*objs):
     return b"".join(json.dumps(o).encode() + b"\n" for o in objs)
+
+
+# ---------------------------------------------------------------- STS
+ROLE = "arn:aws:iam::111122223333:role/writer"
+
+
+def sts_call(peer, form, akid=AK, secret=SK, token=None):
+    body = urllib.parse.urlencode(form).encode()
+    headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
+               "Host": f"127.0.0.1:{peer.port}"}
+    signed = sign_request("POST", f"http://127.0.0.1:{peer.port}/", headers, body,
+                          "sts", REGION, akid, secret, token)
+    status, _, data = peer.request("POST", "/", body, signed)
+    return status, ET.fromstring(data)
+
+
+def xml_text(root, tag):
+    el = root.find(".//{https://sts.amazonaws.com/doc/2011-06-15/}" + tag)
+    return None if el is None else el.text
+
+
+class StsPeerTest(unittest.TestCase):
+    def setUp(self):
+        self.fh = Peer(self, "firehose_peer.py", "--region", REGION, "--stream", "trace")
+        self.sts = Peer(self, "sts_peer.py", "--region", REGION, "--credentials", f"{AK}:{SK}",
+                        "--role-arn", ROLE, "--external-id", "ext", "--session-name", "s1",
+                        "--expires-in", "2",
+                        "--notify", f"http://127.0.0.1:{self.fh.port}/_control")
+
+    def form(self, **extra):
+        f = {"Action": "AssumeRole", "Version": "2011-06-15", "RoleArn": ROLE,
+             "RoleSessionName": "s1", "ExternalId": "ext"}
+        f.update(extra)
+        return {k: v for k, v in f.items() if v is not None}
+
+    def test_assume_role_issues_credentials_the_firehose_peer_accepts_until_expiry(self):
+        st, root = sts_call(self.sts, self.form(DurationSeconds="900"))
+        self.assertEqual(st, 200)
+        akid, secret, token = (xml_text(root, t) for t in
+                               ("AccessKeyId", "SecretAccessKey", "SessionToken"))
+        self.assertTrue(akid.startswith("ASIA"))
+        exp = datetime.datetime.strptime(xml_text(root, "Expiration"), "%Y-%m-%dT%H:%M:%SZ")
+        left = exp.replace(tzinfo=datetime.timezone.utc).timestamp() - time.time()
+        self.assertLessEqual(left, 2)
+        # The Firehose peer accepts the issued key with its token only.
+        st, _, out = firehose_call(self.fh, batch("trace", [b"x\n"]), akid=akid,
+                                   secret=secret, token=token)
+        self.assertEqual(st, 200, out)
+        st, _, out = firehose_call(self.fh, batch("trace", [b"x\n"]), akid=akid, secret=secret)
+        self.assertEqual((st, out["__type"]), (400, "UnrecognizedClientException"))
+        # ... until it expires.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            st, _, out = firehose_call(self.fh, batch("trace", [b"x\n"]), akid=akid,
+                                       secret=secret, token=token)
+            if st != 200:
+                break
+            time.sleep(0.1)
+        self.assertEqual((st, out["__type"]), (400, "ExpiredTokenException"))
+        _, stats = self.sts.json("GET", "/_stats")
+        self.assertEqual(stats["assume_role_calls"], 1)
+        self.assertEqual(stats["last_request"]["signed_by"], AK)
+        self.assertEqual(stats["last_request"]["DurationSeconds"], "900")
+
+    def test_refusals(self):
+        for form, status, code in [
+                (self.form(ExternalId="bad"), 403, "AccessDenied"),
+                (self.form(ExternalId=None), 403, "AccessDenied"),
+                (self.form(RoleArn=ROLE + "2"), 403, "AccessDenied"),
+                (self.form(RoleSessionName="other"), 403, "AccessDenied"),
+                (self.form(DurationSeconds="60"), 400, "ValidationError"),
+                (self.form(Action="GetCallerIdentity"), 400, "InvalidAction")]:
+            st, root = sts_call(self.sts, form)
+            self.assertEqual((st, xml_text(root, "Code")), (status, code), form)
+        st, root = sts_call(self.sts, self.form(ExternalId="bad"))
+        self.assertIn("is not authorized to perform: sts:AssumeRole on resource: " + ROLE,
+                      xml_text(root, "Message"))
+        st, root = sts_call(self.sts, self.form(), secret="wrong")
+        self.assertEqual((st, xml_text(root, "Code")), (403, "SignatureDoesNotMatch"))
+        st, root = sts_call(self.sts, self.form(), akid="AKIDOTHER")
+        self.assertEqual((st, xml_text(root, "Code")), (403, "InvalidClientTokenId"))
+        _, stats = self.sts.json("GET", "/_stats")
+        self.assertEqual(stats["assume_role_calls"], 0)
+        self.assertEqual(stats["refusals"]["AccessDenied"], 5)
+        # Control: the right external id changes, then the old one is refused.
+        self.assertEqual(self.sts.json("POST", "/_control", {"external_id": "bad"})[0], 200)
+        st, _ = sts_call(self.sts, self.form(ExternalId="bad"))
+        self.assertEqual(st, 200)
+        self.assertEqual(self.sts.json("POST", "/_control", {"fail_next_calls": 1})[0], 200)
+        st, root = sts_call(self.sts, self.form(ExternalId="bad"))
+        self.assertEqual((st, xml_text(root, "Code")), (500, "InternalFailure"))
 
 
 class EsPeerTest(unittest.TestCase):

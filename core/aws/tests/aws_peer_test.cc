@@ -461,6 +461,91 @@ TEST_F(AwsPeerTest, CancelWhileWaitingForCredentials) {
   ASSERT_TRUE(run_until(&loop_, [&] { return c.current() != nullptr; }));
 }
 
+// ---- AssumeRole against tests/peers/sts_peer.py, which checks the base
+// signature with botocore and hands the credentials it issues (and their
+// expiry) to the Firehose peer: that peer accepts nothing else.
+
+const char *kRole = "arn:aws:iam::111122223333:role/writer";
+
+std::unique_ptr<Peer> sts_peer(const Peer &notify, double expires_in,
+                               const std::string &external_id = "ext-1") {
+  auto p = std::make_unique<Peer>(std::vector<std::string>{
+      INGESTD_PYTHON, PEERS_DIR "/sts_peer.py", "--port", "0", "--region", kRegion, "--credentials",
+      "AKIDBASE:base/secret", "--role-arn", kRole, "--external-id", external_id, "--session-name",
+      "ingestd", "--expires-in", std::to_string(expires_in), "--notify",
+      notify.url() + "/_control"});
+  EXPECT_GT(p->port(), 0) << "sts_peer.py did not start";
+  return p;
+}
+
+ChainConfig role_config(const Peer &sts, const std::string &external_id) {
+  ChainConfig cfg;
+  cfg.access_key_id = "AKIDBASE";
+  cfg.secret_access_key = "base/secret";
+  cfg.region = kRegion;
+  cfg.sts_endpoint = sts.url();
+  cfg.role_arn = kRole;
+  cfg.external_id = external_id;
+  return cfg;
+}
+
+TEST_F(AwsPeerTest, AssumeRoleSignsWithTheBaseAndRefreshesAtHalfLife) {
+  auto fh = firehose({});
+  auto sts = sts_peer(*fh, 4);
+  Chain &c = chain(role_config(*sts, "ext-1"));
+  EXPECT_ACCEPTED(put_records(*fh, c));
+  ASSERT_NE(c.current(), nullptr);
+  std::string first = c.current()->access_key_id;
+  EXPECT_EQ(first.rfind("ASIA", 0), 0u) << first;
+  EXPECT_FALSE(c.current()->session_token.empty());
+  EXPECT_STREQ(c.source(), "assumed role arn:aws:iam::111122223333:role/writer via config");
+  ASSERT_NE(c.base(), nullptr);
+  EXPECT_STREQ(c.base()->source(), "config");
+  // 4 s credentials: renewed at half life, before they expire.
+  ASSERT_TRUE(run_until(
+      &loop_, [&] { return c.refreshes() >= 1; }, 4000))
+      << "no refresh before expiry";
+  EXPECT_NE(c.current()->access_key_id, first);
+  EXPECT_ACCEPTED(put_records(*fh, c));
+  HttpResponse st = plain("GET", sts->url() + "/_stats", "");
+  EXPECT_NE(st.body.find("\"assume_role_calls\": 2"), std::string::npos) << st.body;
+  EXPECT_NE(st.body.find("\"refusals\": {}"), std::string::npos) << st.body;
+}
+
+TEST_F(AwsPeerTest, AssumeRoleRefusalIsReportedAndBackedOff) {
+  auto fh = firehose({});
+  auto sts = sts_peer(*fh, 3600);
+  ChainOptions o;
+  o.retry_initial_ms = 400;
+  o.retry_max_ms = 800;
+  Chain &c = chain(role_config(*sts, "wrong"), o);
+  HttpResponse r = put_records(*fh, c);
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.error.find("credentials: assuming role arn:aws:iam::111122223333:role/writer "
+                         "failed: HTTP 403: STS AccessDenied: User: "
+                         "arn:aws:iam::000000000000:user/AKIDBASE is not authorized to perform: "
+                         "sts:AssumeRole on resource: arn:aws:iam::111122223333:role/writer"),
+            std::string::npos)
+      << r.error;
+  // Within the backoff: the same error at once, STS is not asked again.
+  uint64_t failed_at = uv_now(&loop_);
+  HttpResponse again = put_records(*fh, c);
+  EXPECT_EQ(again.error, r.error);
+  if (uv_now(&loop_) - failed_at < 200) {  // [200, 400] ms: still inside it
+    HttpResponse st = plain("GET", sts->url() + "/_stats", "");
+    EXPECT_NE(st.body.find("\"AccessDenied\": 1"), std::string::npos) << st.body;
+  }
+  // After it: asked again (and refused again).
+  Timer wait(&loop_);
+  bool waited = false;
+  wait.start(450, 0, [&] { waited = true; });
+  ASSERT_TRUE(run_until(&loop_, [&] { return waited; }));
+  put_records(*fh, c);
+  HttpResponse st = plain("GET", sts->url() + "/_stats", "");
+  EXPECT_NE(st.body.find("\"AccessDenied\": 2"), std::string::npos) << st.body;
+  EXPECT_EQ(c.current(), nullptr);
+}
+
 }  // namespace
 }  // namespace ingestd::aws
 

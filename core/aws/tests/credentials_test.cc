@@ -55,6 +55,54 @@ TEST(StsResponse, ErrorResponseNamesCodeAndMessage) {
       parse_sts_response("<Credentials><AccessKeyId>A</AccessKeyId></Credentials>", &c, &why));
 }
 
+TEST(StsResponse, AssumeRole) {
+  const char *xml = R"(<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleResult>
+    <SourceIdentity>rider</SourceIdentity>
+    <AssumedRoleUser>
+      <Arn>arn:aws:sts::111122223333:assumed-role/writer/ingestd</Arn>
+      <AssumedRoleId>ARO123EXAMPLE123:ingestd</AssumedRoleId>
+    </AssumedRoleUser>
+    <Credentials>
+      <AccessKeyId>ASIAIOSFODNN7EXAMPLE</AccessKeyId>
+      <SecretAccessKey>wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY</SecretAccessKey>
+      <SessionToken>AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQW</SessionToken>
+      <Expiration>2019-11-09T13:34:41Z</Expiration>
+    </Credentials>
+    <PackedPolicySize>6</PackedPolicySize>
+  </AssumeRoleResult>
+  <ResponseMetadata><RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId></ResponseMetadata>
+</AssumeRoleResponse>)";
+  Credentials c;
+  std::string why;
+  ASSERT_TRUE(parse_sts_response(xml, &c, &why)) << why;
+  EXPECT_EQ(c.access_key_id, "ASIAIOSFODNN7EXAMPLE");
+  EXPECT_EQ(c.secret_access_key, "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY");
+  EXPECT_EQ(c.session_token, "AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQW");
+  int64_t exp;
+  parse_iso8601("2019-11-09T13:34:41Z", &exp);
+  EXPECT_EQ(c.expiration_ms, exp);
+}
+
+TEST(StsResponse, AssumeRoleAccessDenied) {
+  // What STS answers (HTTP 403) for a role that does not trust the caller,
+  // or a wrong or missing ExternalId.
+  const char *xml = R"(<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <Error>
+    <Type>Sender</Type>
+    <Code>AccessDenied</Code>
+    <Message>User: arn:aws:iam::000000000000:user/base is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::111122223333:role/writer</Message>
+  </Error>
+  <RequestId>4b2c6b7e-0000-0000-0000-000000000000</RequestId>
+</ErrorResponse>)";
+  Credentials c;
+  std::string why;
+  EXPECT_FALSE(parse_sts_response(xml, &c, &why));
+  EXPECT_EQ(why,
+            "STS AccessDenied: User: arn:aws:iam::000000000000:user/base is not authorized to "
+            "perform: sts:AssumeRole on resource: arn:aws:iam::111122223333:role/writer");
+}
+
 TEST(CredentialsJson, ContainerAndImds) {
   Credentials c;
   std::string why;
@@ -136,6 +184,27 @@ TEST(RefreshTiming, MarginFractionAndFloor) {
   RefreshPolicy t{28000, 0.1, 1000};
   EXPECT_EQ(refresh_at_ms(1000, 1000, 31000, t), 3000);
   EXPECT_EQ(refresh_at_ms(5000, 1000, 31000, t), 6000);
+}
+
+TEST(Refresh, AssumedRoleHalfLifeForShortCredentials) {
+  RefreshPolicy p;  // as a role chain uses it: at half life at the latest
+  p.max_fraction = 0.5;
+  const int64_t s = 1000, m = 60 * s, h = 60 * m;
+  // 1 h (STS's default): 6 min before expiry, as the chain.
+  EXPECT_EQ(refresh_at_ms(0, 0, h, p), h - 6 * m);
+  // 15 min (STS's minimum): the 5 min margin.
+  EXPECT_EQ(refresh_at_ms(0, 0, 15 * m, p), 10 * m);
+  // 8 min: half life, not 5 min before.
+  EXPECT_EQ(refresh_at_ms(0, 0, 8 * m, p), 4 * m);
+  // 20 s (a test peer): at 10 s, before expiry although the floor is 30 s.
+  EXPECT_EQ(refresh_at_ms(0, 0, 20 * s, p), 10 * s);
+  EXPECT_EQ(refresh_at_ms(1000, 1000, 21 * s, p), 11 * s);
+  // Without max_fraction (base chains): at expiry at the latest (the floor
+  // shrinks to the lifetime; it used to be 10 s after expiry).
+  RefreshPolicy chain;
+  EXPECT_EQ(refresh_at_ms(0, 0, 20 * s, chain), 20 * s);
+  // Credentials that came back already expired: not again at once.
+  EXPECT_EQ(refresh_at_ms(5000, 5000, 4000, p), 6000);
 }
 
 }  // namespace

@@ -197,6 +197,35 @@ TEST_F(HostHttpTest, ChainsAreSharedByContent) {
   EXPECT_EQ(host_->aws_credentials_source(x), nullptr);  // nothing resolved yet
 }
 
+TEST_F(HostHttpTest, RoleChainsShareTheirBaseAndHonourStructSize) {
+  ingestd_aws_config_t plain{};
+  plain.struct_size = sizeof plain;
+  plain.access_key_id = "AKID";
+  plain.secret_access_key = "S";
+  ingestd_aws_config_t role = plain;
+  role.role_arn = "arn:aws:iam::111122223333:role/writer";
+  role.external_id = "x";
+  ingestd_aws_config_t other_id = role;
+  other_id.external_id = "y";
+  ingestd_aws_t *p = host_->aws_credentials(inst_->abi(), &plain);
+  ingestd_aws_t *r = host_->aws_credentials(inst_->abi(), &role);
+  ASSERT_NE(r, nullptr);
+  EXPECT_NE(r, p);
+  EXPECT_EQ(aws::Chain::from(r)->base(), aws::Chain::from(p));  // one base chain
+  EXPECT_EQ(host_->aws_credentials(inst_->abi(), &role), r);
+  ingestd_aws_t *o = host_->aws_credentials(inst_->abi(), &other_id);
+  EXPECT_NE(o, r);
+  EXPECT_EQ(aws::Chain::from(o)->base(), aws::Chain::from(p));
+  EXPECT_EQ(aws_->size(), 3u);
+  // A plugin built before ABI 1.2 passes a struct that ends before role_arn:
+  // what lies after it is not read.
+  ingestd_aws_config_t old = role;
+  old.struct_size = offsetof(ingestd_aws_config_t, role_arn);
+  EXPECT_EQ(host_->aws_credentials(inst_->abi(), &old), p);
+  old.struct_size = 0;  // the ABI 1.0 size
+  EXPECT_EQ(host_->aws_credentials(inst_->abi(), &old), p);
+}
+
 TEST_F(HostHttpTest, InvalidRequestIsRefusedWithoutCallback) {
   Result res;
   ingestd_http_request_t req{};

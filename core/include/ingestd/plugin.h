@@ -210,7 +210,7 @@ typedef struct ingestd_http_header_type_ {
  * plugin-owned and read at once (copied). */
 typedef struct ingestd_aws_config_type_ {
   /* sizeof(ingestd_aws_config_t) as the plugin was built; fields past it
-   * read as NULL (0 is taken as the ABI 1.0 size). */
+   * read as NULL or 0 (0 is taken as the ABI 1.0 size). */
   uint32_t struct_size;
   const char *access_key_id;
   const char *secret_access_key;
@@ -221,6 +221,19 @@ typedef struct ingestd_aws_config_type_ {
   const char
       *imds_endpoint; /* default http://169.254.169.254 (AWS_EC2_METADATA_SERVICE_ENDPOINT) */
   const char *container_endpoint; /* default http://169.254.170.2 for _RELATIVE_URI */
+
+  /* ---- ABI 1.2 ---- */
+
+  /* Cross-account role: when role_arn is set, the credentials the chain
+   * above finds (the base credentials) sign an STS AssumeRole call to
+   * sts_endpoint (default https://sts.REGION.amazonaws.com) and requests are
+   * signed with the temporary credentials it answers, refreshed in the
+   * background before they expire. A refusal (AccessDenied...) is logged
+   * with STS's code and message and retried with backoff. */
+  const char *role_arn;          /* "arn:aws:iam::123456789012:role/x"; NULL: no role */
+  const char *external_id;       /* sts:ExternalId condition; NULL: not sent */
+  const char *role_session_name; /* default "ingestd" */
+  uint32_t role_duration_s;      /* DurationSeconds; 0: STS's default (1 h) */
 } ingestd_aws_config_t;
 
 /* Plugin-owned; read at once (copied before http_request returns), except
@@ -482,8 +495,9 @@ typedef struct ingestd_host_type_ {
    * when cfg is NULL or the process has no credentials service (logged). */
   ingestd_aws_t *(*aws_credentials)(ingestd_instance_t *inst, const ingestd_aws_config_t *cfg);
   /* Where the chain's current credentials came from ("environment",
-   * "web identity", "imds", ...; static text) or NULL while none were found
-   * yet; for logs. */
+   * "web identity", "imds", ...; static text; with a role_arn "assumed role
+   * ARN via SOURCE", host-owned and valid until the next call for this chain
+   * or on_destroy) or NULL while none were found yet; for logs. */
   const char *(*aws_credentials_source)(ingestd_aws_t *aws);
 
   /* ---- ABI 1.1 ---- */

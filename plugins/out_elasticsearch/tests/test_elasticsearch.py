@@ -414,6 +414,11 @@ request_timeout = "10s"
             ('username = "u"', "username and password go together"),
             ('api_key = "k"\nusername = "u"\npassword = "p"', "choose one authentication"),
             ('aws_auth = true', "aws_auth: set region"),
+            ('role_arn = "arn:aws:iam::111122223333:role/x"', "set aws_auth = true"),
+            ('aws_auth = true\nregion = "eu-west-1"\nexternal_id = "x"',
+             "external_id goes with role_arn"),
+            ('aws_auth = true\nregion = "eu-west-1"\nrole_arn = "writer"',
+             "role_arn must be a role ARN"),
             ('client_cert = "/c.pem"', "client_cert and client_key go together"),
         ]
         for extra, message in cases:

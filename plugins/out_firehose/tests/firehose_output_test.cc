@@ -203,7 +203,8 @@ class FirehoseOutputTest : public ::testing::Test {
                   {"partial_retries", "1"},        {"request_timeout", "30000"},
                   {"tls_verify", "true"},          {"retry_initial", "100"},
                   {"retry_max", "1000"},           {"aws_access_key_id", "AKID"},
-                  {"aws_secret_access_key", "S"}};
+                  {"aws_secret_access_key", "S"},  {"role_session_name", "ingestd"},
+                  {"role_duration", "3600000"}};
   }
   void TearDown() override {
     if (data_) {
