@@ -343,7 +343,7 @@ TEST_F(ConfigTest, DefaultsApplied) {
   EXPECT_EQ(l.get_size("max_header"), 16u << 10);
   EXPECT_EQ(l.get_duration_ms("header_timeout"), 10000);
   EXPECT_EQ(l.get_duration_ms("body_timeout"), 30000);
-  EXPECT_EQ(l.get_duration_ms("idle_timeout"), 60000);
+  EXPECT_EQ(l.get_duration_ms("idle_timeout"), 75000);
   EXPECT_EQ(l.get_int("max_connections"), 10000);
   EXPECT_TRUE(l.has("trusted_proxies"));
   EXPECT_TRUE(l.get_list("trusted_proxies").empty());
