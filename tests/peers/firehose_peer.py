@@ -222,13 +222,10 @@ class Handler(PeerHandler):
 
     # ---------------- peer (test) endpoints ----------------
     def peer_endpoint(self, url):
-        if not self.is_loopback():
-            return self.send_json(403, {"error": "control endpoints are loopback only"})
+        body = self.control_body()
+        if body is None:
+            return
         st = self.state
-        try:
-            body = self.read_body(limit=1 << 20) if self.command == "POST" else b""
-        except BodyTooLarge:
-            return self.send_json(413, {"error": "too large"})
         q = urllib.parse.parse_qs(url.query)
         if url.path == "/_records":
             name = (q.get("stream") or [""])[0]

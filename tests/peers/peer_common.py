@@ -78,6 +78,18 @@ class PeerHandler(http.server.BaseHTTPRequestHandler):
         except ValueError:
             return False
 
+    def control_body(self):
+        """The body of a call to a peer's control endpoint, or None once it
+        was answered: 403 from anywhere but loopback, 413 over 1 MiB."""
+        if not self.is_loopback():
+            self.send_json(403, {"error": "control endpoints are loopback only"})
+            return None
+        try:
+            return self.read_body(limit=1 << 20)
+        except BodyTooLarge:
+            self.send_json(413, {"error": "too large"})
+            return None
+
     def declared_length(self):
         te = self.headers.get("Transfer-Encoding", "")
         if "chunked" in te.lower():

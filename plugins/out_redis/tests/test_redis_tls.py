@@ -101,15 +101,6 @@ class TlsRedis(RedisServer):
             c("AUTH", *self.user)
         return c
 
-    def halt(self):
-        """Stops the server but keeps its directory (and AOF) for a restart."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
 
 def tls_options(pki, **kw):
     opts = {"tls": "true", "ca_file": json.dumps(pki.path("ca.pem"))}
