@@ -8,6 +8,7 @@
 #include <string>
 
 #include "host/instance.h"
+#include "util/metrics.h"
 
 namespace ingestd {
 namespace {
@@ -227,6 +228,55 @@ TEST(InstanceLifecycle, FailedInitThatStoredNothingGetsNoDestroy) {
     EXPECT_FALSE(in.init());
   }
   EXPECT_EQ(l.destroyed, 0);
+}
+
+TEST(Metrics, LabeledSeriesAddTheirLabelsAfterTheInstances) {
+  const ingestd_host_t *h = host_table();
+  ASSERT_TRUE(INGESTD_HOST_HAS(h, counter_labeled));
+  CapturedLog cap;
+  MetricsRegistry reg;
+  Instance out;
+  out.name = "pos";
+  out.scope = "outputs.pos";
+  out.logger = cap.log.get();
+  out.metrics = &reg;
+  out.labels = {{"output", "pos"}};
+  const char *a[] = {"node", "10.0.0.5:6379", nullptr};
+  const char *b[] = {"node", "10.0.0.6:6379", "kind", "moved", nullptr};
+  ingestd_metric_t *ca = h->counter_labeled(out.abi(), "redis_node_commands_total", "c", a);
+  ingestd_metric_t *cb = h->counter_labeled(out.abi(), "redis_redirections_total", "r", b);
+  ingestd_metric_t *g = h->gauge_labeled(out.abi(), "redis_node_up", "u", a);
+  ASSERT_NE(ca, nullptr);
+  ASSERT_NE(cb, nullptr);
+  ASSERT_NE(g, nullptr);
+  EXPECT_EQ(h->counter_labeled(out.abi(), "redis_node_commands_total", "c", a), ca);
+  h->metric_add(ca, 3);
+  h->metric_add(cb, 1);
+  h->metric_set(g, 1);
+  std::string text = render_prometheus({&reg});
+  EXPECT_NE(text.find("ingestd_redis_node_commands_total{output=\"pos\",node=\"10.0.0.5:6379\"} 3"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("ingestd_redis_redirections_total{output=\"pos\",node=\"10.0.0.6:6379\","
+                      "kind=\"moved\"} 1"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("ingestd_redis_node_up{output=\"pos\",node=\"10.0.0.5:6379\"} 1"),
+            std::string::npos)
+      << text;
+  // Names the host owns, and ones that are no label names, are refused.
+  const char *taken[] = {"output", "x", nullptr};
+  const char *bad[] = {"9node", "x", nullptr};
+  const char *novalue[] = {"node", nullptr};
+  EXPECT_EQ(h->counter_labeled(out.abi(), "m", "", taken), nullptr);
+  EXPECT_EQ(h->counter_labeled(out.abi(), "m", "", bad), nullptr);
+  EXPECT_EQ(h->gauge_labeled(out.abi(), "m", "", novalue), nullptr);
+  std::string log = cap.text();
+  EXPECT_NE(log.find("label \"output\" is set by the host"), std::string::npos) << log;
+  EXPECT_NE(log.find("label \"9node\" is not a label name"), std::string::npos) << log;
+  EXPECT_NE(log.find("label \"node\" has no value"), std::string::npos) << log;
+  // No labels of its own: the instance's.
+  EXPECT_NE(h->counter_labeled(out.abi(), "plain_total", "", nullptr), nullptr);
 }
 
 }  // namespace
