@@ -801,6 +801,8 @@ bool Parser::parse_array(Value *out, size_t depth) {
   return true;
 }
 
+constexpr size_t kRecordSlack = 2;
+
 bool Parser::parse_object(Value *out, size_t depth) {
   if (depth > max_depth_) return fail(p_, "nesting deeper than " + std::to_string(max_depth_));
   ++p_;  // '{'
@@ -851,7 +853,10 @@ bool Parser::parse_object(Value *out, size_t depth) {
   }
   dedupe_members(base);
   out->reset(Kind::Object);
-  out->o_.reserve(members_.size() - base);
+  // Records (the objects at the top of a body or of its array) get room for
+  // the fields inputs add (a geohash, received_at): adding them then moves no
+  // member.
+  out->o_.reserve(members_.size() - base + (depth <= 2 ? kRecordSlack : 0));
   for (size_t i = base; i < members_.size(); ++i)
     out->o_.push_back(std::move(members_[i]));
   members_.resize(base);

@@ -10,6 +10,7 @@ namespace ingestd::json {
 namespace {
 
 using namespace std::string_literals;
+using namespace std::string_view_literals;
 
 Value must_parse(std::string_view text, const ParseOptions &opts = {}) {
   Value v;
@@ -79,6 +80,22 @@ TEST(JsonParse, NumbersAsDouble) {
   EXPECT_EQ(must_parse("100000e-330").as_double(), 0.0);
   EXPECT_EQ(must_parse("0e999999999999999999").as_double(), 0.0);
   EXPECT_EQ(Value::string("1").as_double(), 0.0);
+}
+
+// A record parsed from a body has room for the two fields inputs add (the
+// trace input's geohash and received_at): adding them allocates nothing.
+TEST(JsonParse, RecordsHaveRoomForTwoAddedFields) {
+  for (std::string_view body : {R"({"a":1,"b":2,"c":3})"sv, R"([{"a":1,"b":2,"c":3}])"sv}) {
+    BodyResult r = parse_body(body);
+    ASSERT_TRUE(r.ok) << body;
+    Value &rec = r.items.at(0).value;
+    size_t before = rec.heap_bytes();
+    rec.set("geohash", Value::string("wydm9qyc1"));
+    rec.set("received_at", Value::integer(1764000000000));
+    EXPECT_EQ(rec.heap_bytes(), before) << body;
+    rec.set("third", Value::integer(1));
+    EXPECT_GT(rec.heap_bytes(), before) << body;
+  }
 }
 
 TEST(JsonValue, Constructors) {
