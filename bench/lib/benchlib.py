@@ -79,15 +79,17 @@ def make_pki(d):
 
 
 def wrk(port, path, connections, seconds, body=None, env_extra=None, threads=1, https=False,
-        headers=()):
+        headers=(), script=LUA):
     """wrk on LOAD_CPU; https=True: an https:// URL (wrk's OpenSSL client, no
-    certificate check); headers: extra "Name: value" strings (-H)."""
+    certificate check); headers: extra "Name: value" strings (-H); script: the
+    wrk Lua script (bench/lib/post.lua; another one must print its WRK_JSON
+    summary line)."""
     env = dict(os.environ)
     if body is not None:
         env["BODY"] = body
     env.update(env_extra or {})
     cmd = ["taskset", "-c", LOAD_CPU, "wrk", "-t%d" % threads, "-c%d" % connections,
-           "-d%ds" % seconds, "--timeout", "10s", "-s", LUA]
+           "-d%ds" % seconds, "--timeout", "10s", "-s", script]
     for h in headers:
         cmd += ["-H", h]
     cmd.append("%s://127.0.0.1:%d%s" % ("https" if https else "http", port, path))

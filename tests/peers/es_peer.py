@@ -94,6 +94,8 @@ DEFAULTS = {
     "health_status": "green",
     "gzip_responses": True,       # gzip answers when Accept-Encoding allows (plain HTTP)
     "max_skew_seconds": 300.0,
+    # benchmarks: count documents, neither parse nor store them
+    "sink": False,
 }
 
 MAPPING_TYPES = {"long", "integer", "short", "byte", "double", "float", "half_float",
@@ -610,6 +612,8 @@ class Handler(PeerHandler):
         if not body.endswith(b"\n"):
             raise HttpError(400, es_error("illegal_argument_exception",
                                           "The bulk request must be terminated by a newline [\\n]", 400))
+        if cfg["sink"]:
+            return self.sink(body, default_index)
         lines = body.split(b"\n")[:-1]
         ops = self.parse_ops(lines, default_index, qd)
         items = []
@@ -617,6 +621,19 @@ class Handler(PeerHandler):
             items.append(self.execute(op, cfg))
         errors = any("error" in list(it.values())[0] for it in items)
         return 200, {"took": 0, "errors": errors, "items": items}
+
+    def sink(self, body, default_index):
+        """sink mode (benchmarks): every action line is taken to be a create or
+        index with a source line after it, answered 201 without reading either;
+        the documents are counted (stats "sink_documents"), not stored. A stand-in
+        fast enough not to be what a benchmark measures."""
+        n = body.count(b"\n") // 2
+        st = self.state
+        with st.lock:
+            st.stats["sink_documents"] = st.stats.get("sink_documents", 0) + n
+        item = {"create": {"_index": default_index or "bench", "result": "created",
+                           "status": 201}}
+        return 200, {"took": 0, "errors": False, "items": [item] * n}
 
     def parse_ops(self, lines, default_index, qd):
         st = self.state

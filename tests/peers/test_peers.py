@@ -468,6 +468,18 @@ class EsPeerTest(unittest.TestCase):
         p.json("POST", "/_peer/reset")
         self.assertEqual(self.docs(p), {})
 
+    def test_sink_counts_without_storing(self):
+        p = self.start("--sink", "true")
+        body = gzip.compress(ndjson(*sum(([{"create": {"_index": "metadata-1"}}, {"i": i}]
+                                           for i in range(3)), [])))
+        st, out = self.bulk(p, body, path="/_bulk?filter_path=errors,items.*.status,items.*.error",
+                            headers={"Content-Encoding": "gzip"})
+        self.assertEqual(st, 200, out)
+        self.assertEqual(out, {"errors": False, "items": [{"create": {"status": 201}}] * 3})
+        self.assertEqual(self.docs(p), {})
+        _, stats = p.json("GET", "/_peer/stats")
+        self.assertEqual((stats["sink_documents"], stats["gzip_calls"]), (3, 1))
+
     def test_filter_path_shapes_the_bulk_answer(self):
         p = self.start()
         body = ndjson({"create": {"_index": "f", "_id": "a"}}, {"v": 1},
