@@ -228,7 +228,7 @@ bool writable(Record *r) {
   return false;
 }
 
-int set_path(ingestd_record_t *rec, const char *path, Value v) {
+int set_path(ingestd_record_t *rec, const char *path, Value &&v) {
   if (!path || !*path) return -1;
   Record *r = Record::from(rec);
   if (!writable(r)) return -1;

@@ -412,7 +412,7 @@ void Value::push_back(Value v) {
   a_.push_back(std::move(v));
 }
 
-Value &Value::set(std::string_view key, Value v) {
+Value &Value::set(std::string_view key, Value &&v) {
   if (kind_ != Kind::Object) {
     destroy();
     new (&o_) std::vector<Member>();
@@ -423,8 +423,10 @@ Value &Value::set(std::string_view key, Value v) {
     m->value = std::move(v);
     return m->value;
   }
-  o_.push_back(Member{std::move(k), std::move(v)});
-  return o_.back().value;
+  Member &m = o_.emplace_back();
+  m.key = std::move(k);
+  m.value = std::move(v);
+  return m.value;
 }
 
 bool Value::erase(std::string_view key) {
@@ -468,7 +470,7 @@ const Value *Value::find_path(std::string_view path) const {
   return const_cast<Value *>(this)->find_path(path);
 }
 
-Value *Value::set_path(std::string_view path, Value v) {
+Value *Value::set_path(std::string_view path, Value &&v) {
   if (!valid_path(path) || kind_ != Kind::Object) return nullptr;
   Value *cur = this;
   std::string_view seg;

@@ -78,7 +78,7 @@ class Value {
   Value *find(std::string_view key);
   // Replaces the value of an existing member in place (keeping its position) or appends a new
   // member. On a value that is not an object, first makes it an empty object.
-  Value &set(std::string_view key, Value v);
+  Value &set(std::string_view key, Value &&v);
   bool erase(std::string_view key);  // true if the member existed
 
   // Dotted paths over nested objects: "a.b.c" is member c of member b of member a. There is no
@@ -90,7 +90,7 @@ class Value {
   // Stores v at path, creating missing intermediate objects. Gives nullptr, changing nothing,
   // if the path is invalid, this is not an object, or the path crosses an existing member that
   // is not an object.
-  Value *set_path(std::string_view path, Value v);
+  Value *set_path(std::string_view path, Value &&v);
   bool erase_path(std::string_view path);  // true if the member existed
 
   // Structural equality: same kind, same number text, same strings, same items, same members
