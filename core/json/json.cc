@@ -74,6 +74,12 @@ void append_utf8(std::string *out, uint32_t cp) {
 }
 
 // s with every byte that does not start a valid UTF-8 sequence replaced by U+FFFD.
+bool is_ascii(std::string_view s) {
+  for (char c : s)
+    if (static_cast<unsigned char>(c) >= 0x80) return false;
+  return true;
+}
+
 std::string sanitize_utf8(std::string_view s) {
   auto *p = reinterpret_cast<const unsigned char *>(s.data());
   auto *end = p + s.size();
@@ -299,21 +305,25 @@ Value Value::boolean(bool b) {
   return v;
 }
 
+// A number or string holding `s`, built in one step (no empty string first).
+Value Value::text(Kind k, std::string_view s) {
+  Value v;
+  v.kind_ = k;
+  new (&v.s_) std::string(s);
+  return v;
+}
+
 Value Value::number(double d) {
   if (!std::isfinite(d)) return Value();
   char buf[32];
   auto r = std::to_chars(buf, buf + sizeof buf, d);
-  Value v(Kind::Number);
-  v.s_.assign(buf, r.ptr);
-  return v;
+  return text(Kind::Number, std::string_view(buf, static_cast<size_t>(r.ptr - buf)));
 }
 
 Value Value::integer(int64_t i) {
   char buf[24];
   auto r = std::to_chars(buf, buf + sizeof buf, i);
-  Value v(Kind::Number);
-  v.s_.assign(buf, r.ptr);
-  return v;
+  return text(Kind::Number, std::string_view(buf, static_cast<size_t>(r.ptr - buf)));
 }
 
 Value Value::number_text(std::string_view lexeme) {
@@ -327,6 +337,7 @@ Value Value::number_text(std::string_view lexeme) {
 }
 
 Value Value::string(std::string_view s) {
+  if (is_ascii(s)) return text(Kind::String, s);
   Value v(Kind::String);
   v.s_ = sanitize_utf8(s);
   return v;

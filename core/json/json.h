@@ -107,6 +107,7 @@ class Value {
   friend class Parser;
 
   explicit Value(Kind k) noexcept;
+  static Value text(Kind k, std::string_view s);
   void destroy() noexcept;
   void reset(Kind k) noexcept;  // destroys, then holds an empty value of kind k
   void move_from(Value &&other) noexcept;
