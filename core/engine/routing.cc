@@ -67,10 +67,17 @@ Routing::Result Routing::deliver(InputRuntime &input, std::vector<RecordPtr> &re
     }
   }
   if (!admit_memory()) {
+    input.refused_records = 0;
+    input.refused_memory = 0;
+    for (const Tally &t : tallies_) {
+      input.refused_records = std::max(input.refused_records, t.records);
+      input.refused_memory = std::max(input.refused_memory, t.memory);
+    }
     deliveries_.clear();
     input.records_refused->add(records.size());
     return Result::Full;
   }
+  input.refused_records = input.refused_memory = 0;
   if (input.log) return write_disk(input, records, reply);
   for (size_t t = 0; t < input.targets.size(); ++t)
     input.targets[t].records->add(per_target_[t]);
@@ -148,10 +155,11 @@ bool Routing::room_for(const InputRuntime &input) const {
   size_t held = 0;
   for (const OutputRuntime *o : outputs_)
     held += o->memory();
-  if (held >= max_memory_) return false;
+  if (held >= max_memory_ || input.refused_memory > max_memory_ - held) return false;
+  size_t records = std::max<size_t>(1, input.refused_records);
   for (const auto &t : input.targets) {
     for (const OutputRuntime *o : t.outputs)
-      if (!o->can_accept(1, 0)) return false;
+      if (!o->can_accept(records, input.refused_memory)) return false;
   }
   for (const auto &dr : input.disk_routes)
     if (dr.output->disk_bytes() >= dr.output->max_disk()) return false;

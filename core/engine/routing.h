@@ -56,6 +56,10 @@ struct InputRuntime {
   Counter *records_unrouted = nullptr;  // valid but matched no route
   Counter *records_refused = nullptr;   // valid but refused with 503 (queue full)
   Counter *requests_shed = nullptr;     // 503 before parsing: a queue was already full
+  // The last request refused for room (records, memory), until one fits
+  // again: until then room_for asks for that much room, so that overload is
+  // shed before parsing rather than after it.
+  size_t refused_records = 0, refused_memory = 0;
   bool warned_unrouted = false;
 
   bool routed() const { return !targets.empty(); }
@@ -84,7 +88,9 @@ class Routing {
   // Routes accepted records of `input`: all of them or none are kept.
   // Counters move only for what was kept.
   Result deliver(InputRuntime &input, std::vector<RecordPtr> &records, Reply *reply);
-  // False when a queue of the input's routes is already full (checked before parsing).
+  // False when a queue of the input's routes is already full, or has less
+  // room than the input's last refused request needed (checked before
+  // parsing).
   bool room_for(const InputRuntime &input) const;
 
  private:

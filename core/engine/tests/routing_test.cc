@@ -282,6 +282,28 @@ TEST_F(RoutingTest, OneFullOutputRefusesTheWholeRequestEverywhereAndCountsNothin
   EXPECT_EQ(in.records_in->value(), 2u);
 }
 
+// Overload is shed before parsing: after a request was refused for room,
+// room_for asks for as much room as it needed, so the requests that follow are
+// refused without being parsed until the queue has drained that far.
+TEST_F(RoutingTest, AfterARefusalRequestsAreShedUntilTheRefusedOneWouldFit) {
+  OutputRuntime *small = output("small", 4);
+  auto inp = input();
+  InputRuntime &in = *inp;
+  in.targets.push_back({route_counter(), {}, {small}});
+  Routing r = routing();
+  auto three = records({R"({"a":1})", R"({"a":2})", R"({"a":3})"});
+  EXPECT_EQ(r.deliver(in, three, nullptr), Routing::Result::Ok);
+  EXPECT_TRUE(r.room_for(in));  // one record of room left
+  auto more = records({R"({"b":1})", R"({"b":2})", R"({"b":3})"});
+  EXPECT_EQ(r.deliver(in, more, nullptr), Routing::Result::Full);
+  EXPECT_FALSE(r.room_for(in)) << "a request smaller than the refused one is still shed";
+  uv_run(&loop_, UV_RUN_NOWAIT);  // the sink takes the batch and the queue drains
+  EXPECT_EQ(sink(small)->seen.size(), 3u);
+  EXPECT_TRUE(r.room_for(in));
+  EXPECT_EQ(r.deliver(in, more, nullptr), Routing::Result::Ok);
+  EXPECT_TRUE(r.room_for(in));  // a success clears the refused need
+}
+
 TEST_F(RoutingTest, UnroutedRecordsAreCountedAndKeptNowhere) {
   output("o");
   auto inp = input();
