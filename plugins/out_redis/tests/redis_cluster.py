@@ -122,6 +122,8 @@ class Node:
                      "--tls-ca-cert-file", pk.path("ca.pem"), "--tls-auth-clients", "no"]
         else:
             args += ["--port", str(self.port)]
+        if self.cluster.cpu is not None:
+            args = ["taskset", "-c", str(self.cluster.cpu)] + args
         self.proc = subprocess.Popen(args + self.cluster.extra, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -229,13 +231,15 @@ class RedisCluster:
     """The cluster. primaries() / replicas() are Node objects (with .port and
     .id) in the view of a live node, sorted by port."""
 
-    def __init__(self, primaries=3, replicas=1, tls=False, node_timeout_ms=2000, extra=()):
+    def __init__(self, primaries=3, replicas=1, tls=False, node_timeout_ms=2000, extra=(),
+                 cpu=None):
         require_tool("redis-server")
         require_tool("redis-cli")
         self.n_primaries = primaries
         self.n_replicas = replicas
         self.node_timeout_ms = node_timeout_ms
         self.extra = list(extra)
+        self.cpu = cpu  # a taskset CPU list for every node (benchmarks)
         self.pki = None
         self.tls = tls
         self.nodes = []

@@ -182,10 +182,25 @@ class SharedClusterTest(ClusterTestCase):
         # 3000 (the same ones, below c's own) go on to b.
         by_first = sorted(self.cluster.primaries(), key=lambda n: self.cluster.slots_of(n)[0])
         a, b, c = by_first
-        moving = set(self.cluster.slots_of(a)[:3000])
-        # Most devices live in the slots that move: the keys a migrating
-        # slot still lacks are what make a node answer ASK.
-        devices = [d for d in ("m%d" % i for i in range(20000)) if key_slot(d) in moving][:1500]
+        moving = self.cluster.slots_of(a)[:3000]
+        # A node answers ASK for a key its migrating slot no longer holds,
+        # so most of the load goes to 150 of the moving slots, 10 devices
+        # each, and each device has 10 more keys there: with one key per
+        # MIGRATE (pipeline 1), such a slot stays open for ~100 of them
+        # while its first keys are already on the new node.
+        hot = set(moving[::20])
+        per_slot = {}
+        devices = []
+        for dev in ("m%d" % i for i in range(10 ** 6)):
+            if len(devices) == 1500:
+                break
+            if key_slot(dev) in hot and len(per_slot.setdefault(key_slot(dev), [])) < 10:
+                per_slot[key_slot(dev)].append(dev)
+                devices.append(dev)
+        client = self.cluster.client()
+        self.addCleanup(client.close)
+        client.pipeline([("SET", "fill:{%s}:%d" % (dev, j), "x")
+                         for dev in devices for j in range(10)])
         devices += ["s%d" % i for i in range(500)]
         d = self.start_daemon(cluster_options([b, c]), seed=a, commands=[
             # Every record stays readable: a field per sequence number.
