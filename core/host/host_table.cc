@@ -1,6 +1,7 @@
 // The host functions plugins call: options, logging, timers, metrics,
 // records and batches, HTTP calls and streams. Each casts the opaque handle back to the host type.
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdarg>
 #include <cstddef>
@@ -135,6 +136,50 @@ ingestd_metric_t *host_gauge(ingestd_instance_t *inst, const char *name, const c
   Instance *in = Instance::from(inst);
   if (!in->metrics || !name) return nullptr;
   Gauge *g = in->metrics->gauge(std::string("ingestd_") + name, help ? help : "", in->labels);
+  return reinterpret_cast<ingestd_metric_t *>(reinterpret_cast<uintptr_t>(g) | 1u);
+}
+
+// The instance's labels, then the plugin's pairs; false (logged) for a bad
+// or host-owned name.
+bool plugin_labels(Instance *in, const char *name, const char *const *pairs, Labels *out) {
+  *out = in->labels;
+  for (const char *const *p = pairs; p && *p; p += 2) {
+    std::string_view key = p[0];
+    const char *value = p[1];
+    bool valid = !key.empty() && !std::isdigit(static_cast<unsigned char>(key[0]));
+    for (char c : key)
+      valid = valid && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
+    bool taken = key == "le" || std::any_of(out->begin(), out->end(),
+                                            [&](const auto &l) { return l.first == key; });
+    if (!valid || taken || !value) {
+      if (in->logger)
+        in->logger->log(LogLevel::Error, in->scope,
+                        "metric " + std::string(name) + ": label \"" + std::string(key) + "\" " +
+                            (!value  ? "has no value"
+                             : taken ? "is set by the host"
+                                     : "is not a label name"));
+      return false;
+    }
+    out->emplace_back(std::string(key), value);
+  }
+  return true;
+}
+
+ingestd_metric_t *host_counter_labeled(ingestd_instance_t *inst, const char *name, const char *help,
+                                       const char *const *labels) {
+  Instance *in = Instance::from(inst);
+  Labels l;
+  if (!in->metrics || !name || !plugin_labels(in, name, labels, &l)) return nullptr;
+  Counter *c = in->metrics->counter(std::string("ingestd_") + name, help ? help : "", l);
+  return reinterpret_cast<ingestd_metric_t *>(c);
+}
+
+ingestd_metric_t *host_gauge_labeled(ingestd_instance_t *inst, const char *name, const char *help,
+                                     const char *const *labels) {
+  Instance *in = Instance::from(inst);
+  Labels l;
+  if (!in->metrics || !name || !plugin_labels(in, name, labels, &l)) return nullptr;
+  Gauge *g = in->metrics->gauge(std::string("ingestd_") + name, help ? help : "", l);
   return reinterpret_cast<ingestd_metric_t *>(reinterpret_cast<uintptr_t>(g) | 1u);
 }
 
@@ -724,6 +769,8 @@ const ingestd_host_t kHost = {
     host_stream_pending,
     host_stream_close,
     host_stream_check,
+    host_counter_labeled,
+    host_gauge_labeled,
 };
 
 }  // namespace

@@ -73,7 +73,7 @@ extern "C" {
 #endif
 
 #define INGESTD_ABI_MAJOR 1
-#define INGESTD_ABI_MINOR 2
+#define INGESTD_ABI_MINOR 3
 
 #if defined(__GNUC__)
 #define INGESTD_EXPORT __attribute__((visibility("default")))
@@ -545,6 +545,22 @@ typedef struct ingestd_host_type_ {
   /* What -t and on_init check without connecting: the TLS files named exist
    * and parse, the address is well formed. OK | ERROR (reason logged). */
   int (*stream_check)(ingestd_instance_t *inst, const ingestd_stream_config_t *cfg);
+
+  /* ---- ABI 1.3 ---- */
+
+  /* counter() / gauge() with labels of the plugin's own after the
+   * instance's: `labels` holds name, value pairs and ends with NULL
+   * ({"node", "10.0.0.5:6379", NULL}); copied. Label names are
+   * [a-zA-Z_][a-zA-Z0-9_]* and not one the host sets (the reason is logged
+   * and NULL returned). Unlike the unlabelled ones they may be created at
+   * any time on the loop thread, for things found at run time (a cluster's
+   * nodes); keep the label values few, each set is a series kept until the
+   * process ends. The same name, labels and kind give the same handle. Check
+   * with INGESTD_HOST_HAS(host, counter_labeled). */
+  ingestd_metric_t *(*counter_labeled)(ingestd_instance_t *inst, const char *name, const char *help,
+                                       const char *const *labels);
+  ingestd_metric_t *(*gauge_labeled)(ingestd_instance_t *inst, const char *name, const char *help,
+                                     const char *const *labels);
 } ingestd_host_t;
 
 #define INGESTD_HOST_HAS(host, fn) \
