@@ -206,16 +206,16 @@ class SharedClusterTest(ClusterTestCase):
         d = self.start_daemon(cluster_options([b, c]), seed=a, commands=[
             # Every record stays readable: a field per sequence number.
             ["HSET", "trail:{{{device_id}}}", "{seq}", "{lat}"]])
+        # Record n is devices[n % len(devices)]'s, with lat(n).
+        def lat(n):
+            return n % 9000 / 100
         acked, failed, stop = [], [], threading.Event()
 
         def sender():
             seq = 0
             while not stop.is_set():
-                batch = []
-                for _ in range(100):
-                    dev = devices[seq % len(devices)]
-                    batch.append({"device_id": dev, "seq": seq, "lat": seq % 9000 / 100})
-                    seq += 1
+                batch = [{"device_id": devices[n % len(devices)], "seq": n, "lat": lat(n)}
+                         for n in range(seq, seq + 100)]
                 try:
                     status, _, _ = d.post("/v1/trace", batch)
                 except OSError as e:
@@ -223,9 +223,13 @@ class SharedClusterTest(ClusterTestCase):
                     continue
                 # Anything else (503: queue full) was refused as a whole.
                 if status == 200:
-                    acked.extend(batch)
+                    acked.extend(range(seq, seq + 100))
                 else:
                     failed.append(status)
+                seq += 100
+                # ~5000 records/s: enough for hundreds of ASK, and few
+                # enough to read every one back.
+                stop.wait(0.02)
         t = threading.Thread(target=sender, daemon=True)
         t.start()
         self.addCleanup(stop.set)
@@ -242,8 +246,9 @@ class SharedClusterTest(ClusterTestCase):
         wait_for(lambda: self.metric("ingestd_output_records_total") >= len(acked), 60,
                  "%d acknowledged records delivered" % len(acked))
         want = {}
-        for r in acked:
-            want.setdefault("trail:{%s}" % r["device_id"], {})[str(r["seq"])] = json.dumps(r["lat"])
+        for n in acked:
+            want.setdefault("trail:{%s}" % devices[n % len(devices)], {})[str(n)] = \
+                json.dumps(lat(n))
         self.wait_hashes(want, timeout=30)
         moved = self.metric("ingestd_redis_redirections_total", kind="moved")
         ask = self.metric("ingestd_redis_redirections_total", kind="ask")
