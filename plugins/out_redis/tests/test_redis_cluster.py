@@ -11,6 +11,7 @@ with deadlines; every process is stopped by the test.
 """
 
 import json
+import random
 import re
 import shutil
 import threading
@@ -18,7 +19,7 @@ import unittest
 
 from harness import Daemon, run_ingestd, wait_for, PLUGINS
 from redis_cluster import RedisCluster, key_slot
-from test_redis import RedisServer, RespError, config
+from test_redis import RedisServer, RespError, config, free_port
 from test_redis_tls import tls_options
 
 # The key's hash tag is the device id: `{{` and `}}` are literal braces.
@@ -54,8 +55,8 @@ def cluster_options(seeds=(), refresh=None):
 class ClusterTestCase(unittest.TestCase):
     cluster = None
 
-    def start_daemon(self, extra, commands=RIDER, seed=None, **kw):
-        address = (seed or self.cluster.primaries()[0]).address
+    def start_daemon(self, extra, commands=RIDER, seed=None, address=None, **kw):
+        address = address or (seed or self.cluster.primaries()[0]).address
         d = Daemon(config(address, commands, extra), **kw)
         self.addCleanup(shutil.rmtree, d.dir, True)
         d.start()
@@ -102,6 +103,46 @@ class ClusterTestCase(unittest.TestCase):
             n = self.metric("ingestd_redis_node_commands_total", node=p.address)
             self.assertGreater(n, 0, "no commands counted for %s:\n%s"
                                % (p.address, self.d.admin_get("/metrics")[1]))
+
+    def hot_devices(self, slots, per_slot=10, fill=10):
+        """per_slot device ids in each of `slots`, each with `fill` more keys
+        in its slot. A node answers ASK for a key its migrating slot no
+        longer holds: with one key per MIGRATE (pipeline 1), such a slot
+        stays open for ~per_slot * fill MIGRATEs while its first keys are
+        already on the new node."""
+        hot = set(slots)
+        have = {}
+        devices = []
+        for dev in ("m%d" % i for i in range(10 ** 6)):
+            if len(devices) == len(hot) * per_slot:
+                break
+            s = key_slot(dev)
+            if s in hot and len(have.setdefault(s, [])) < per_slot:
+                have[s].append(dev)
+                devices.append(dev)
+        client = self.cluster.client()
+        try:
+            client.pipeline([("SET", "fill:{%s}:%d" % (dev, j), "x")
+                             for dev in devices for j in range(fill)])
+        finally:
+            client.close()
+        return devices
+
+    def move_slot(self, slot, src, dst):
+        """A slot without keys from src to dst, as redis-cli does it."""
+        dst.call("CLUSTER", "SETSLOT", slot, "IMPORTING", src.id)
+        src.call("CLUSTER", "SETSLOT", slot, "MIGRATING", dst.id)
+        self.finish_migration(slot, dst)
+
+    def finish_migration(self, slot, owner):
+        """CLUSTER SETSLOT slot NODE owner on every primary, owner first (as
+        redis-cli does); idempotent."""
+        for n in [owner] + [p for p in self.cluster.primaries() if p is not owner]:
+            try:
+                n.call("CLUSTER", "SETSLOT", slot, "NODE", owner.id)
+            except RespError:
+                pass
+        self.cluster.wait_ok()
 
 
 class SharedClusterTest(ClusterTestCase):
@@ -168,15 +209,33 @@ class SharedClusterTest(ClusterTestCase):
                                             kind="moved"), 1, d.admin_get("/metrics")[1])
         self.assertEqual(self.metric("ingestd_output_dead_letter_records_total"), 0)
 
-    def finish_migration(self, slot, owner):
-        """CLUSTER SETSLOT slot NODE owner on every primary, owner first (as
-        redis-cli does); idempotent."""
-        for n in [owner] + [p for p in self.cluster.primaries() if p is not owner]:
-            try:
-                n.call("CLUSTER", "SETSLOT", slot, "NODE", owner.id)
-            except RespError:
-                pass
-        self.cluster.wait_ok()
+    def test_periodic_refresh_follows_a_moved_slot_without_a_redirection(self):
+        a, b = self.cluster.primaries()[:2]
+        owned = set(self.cluster.slots_of(a))
+        dev = next("per%d" % i for i in range(100000) if key_slot("per%d" % i) in owned)
+        self.start_daemon(cluster_options(refresh="300ms"), seed=a)
+
+        def refreshes():
+            return self.metric("ingestd_redis_cluster_refreshes_total")
+        wait_for(lambda: refreshes() >= 2, 10, "two periodic refreshes")
+        self.move_slot(key_slot(dev), a, b)
+        # Two more: the second began after the move.
+        n = refreshes()
+        wait_for(lambda: refreshes() >= n + 2, 10, "two more periodic refreshes")
+        self.post(riders([dev], seq=5))
+        self.wait_hashes({rider_key(dev): {"seq": "5"}})
+        self.assertEqual(self.metric("ingestd_redis_redirections_total"), 0)
+        self.assertGreater(self.metric("ingestd_redis_node_commands_total", node=b.address), 0)
+        self.assertEqual(self.metric("ingestd_redis_node_commands_total", node=a.address), 0)
+
+    def test_first_seed_down_the_next_one_is_used(self):
+        primaries = self.cluster.primaries()
+        self.start_daemon(cluster_options([primaries[1]]),
+                          address="127.0.0.1:%d" % free_port())
+        records = riders(["seed%d" % i for i in range(300)])
+        self.post(records)
+        self.wait_hashes(expected_riders(records))
+        self.assert_every_primary_got_commands(primaries)
 
     def test_reshard_under_load_loses_no_acknowledged_record(self):
         # a owns the lowest slots: its first 3000 go to c, then c's first
@@ -184,25 +243,7 @@ class SharedClusterTest(ClusterTestCase):
         by_first = sorted(self.cluster.primaries(), key=lambda n: self.cluster.slots_of(n)[0])
         a, b, c = by_first
         moving = self.cluster.slots_of(a)[:3000]
-        # A node answers ASK for a key its migrating slot no longer holds,
-        # so most of the load goes to 150 of the moving slots, 10 devices
-        # each, and each device has 10 more keys there: with one key per
-        # MIGRATE (pipeline 1), such a slot stays open for ~100 of them
-        # while its first keys are already on the new node.
-        hot = set(moving[::20])
-        per_slot = {}
-        devices = []
-        for dev in ("m%d" % i for i in range(10 ** 6)):
-            if len(devices) == 1500:
-                break
-            if key_slot(dev) in hot and len(per_slot.setdefault(key_slot(dev), [])) < 10:
-                per_slot[key_slot(dev)].append(dev)
-                devices.append(dev)
-        client = self.cluster.client()
-        self.addCleanup(client.close)
-        client.pipeline([("SET", "fill:{%s}:%d" % (dev, j), "x")
-                         for dev in devices for j in range(10)])
-        devices += ["s%d" % i for i in range(500)]
+        devices = self.hot_devices(moving[::20]) + ["s%d" % i for i in range(500)]
         d = self.start_daemon(cluster_options([b, c]), seed=a, commands=[
             # Every record stays readable: a field per sequence number.
             ["HSET", "trail:{{{device_id}}}", "{seq}", "{lat}"]])
@@ -259,6 +300,69 @@ class SharedClusterTest(ClusterTestCase):
         self.assertEqual(self.metric("ingestd_output_dead_letter_records_total"), 0)
 
 
+class IfNewerReshardTest(ClusterTestCase):
+    """Its own cluster (no replicas): a failed reshard leaves slots open."""
+
+    def setUp(self):
+        self.cluster = RedisCluster(replicas=0)
+        self.addCleanup(self.cluster.stop)
+        self.cluster.start()
+
+    def test_if_newer_across_a_reshard_keeps_the_newest_per_device(self):
+        # Both keys of a device share its slot (hash tag), so the script
+        # runs on one node; while their slot migrates one may have moved and
+        # not the other (TRYAGAIN), or both (ASK, then ASKING + EVALSHA on a
+        # node that may not know the script yet).
+        a, b, _ = sorted(self.cluster.primaries(), key=lambda n: self.cluster.slots_of(n)[0])
+        devices = self.hot_devices(self.cluster.slots_of(a)[:600][::12], per_slot=8)
+        d = self.start_daemon(
+            cluster_options([b]) + '\nif_newer = "ts"\nif_newer_key = "rider:{{{device_id}}}:ts"',
+            seed=a, commands=[["HSET", "rider:{{{device_id}}}", "ts", "{ts}", "lat", "{lat}"]])
+        rng = random.Random(7)
+        newest, stop, errors = {}, threading.Event(), []
+
+        def sender():
+            ts = 1000
+            while not stop.is_set():
+                batch = []
+                for dev in rng.sample(devices, 50):
+                    # Now and then an old fix, which must never win.
+                    t = ts - 500 if rng.random() < 0.2 else ts
+                    batch.append({"device_id": dev, "ts": t, "lat": t / 1000})
+                    ts += 1
+                rng.shuffle(batch)
+                status, body, _ = d.post("/v1/trace", batch)
+                if status != 200:
+                    errors.append((status, body))
+                    continue
+                for r in batch:
+                    if r["ts"] > newest.get(r["device_id"], (0,))[0]:
+                        newest[r["device_id"]] = (r["ts"], json.dumps(r["lat"]))
+                stop.wait(0.01)
+        t = threading.Thread(target=sender, daemon=True)
+        t.start()
+        self.addCleanup(stop.set)
+        wait_for(lambda: self.metric("ingestd_output_records_total") >= 1000, 30,
+                 "records flowing before the reshard")
+        # redis-cli stops with "Target key exists" if a script wrote a key
+        # on the importing node while the migrating one still held it (the
+        # script did not declare that key, so Redis could not answer TRYAGAIN).
+        self.cluster.reshard(a, b, 600)
+        stop.set()
+        t.join(30)
+        self.assertEqual(errors, [])
+        self.wait_hashes({rider_key(dev): {"ts": str(ts), "lat": lat}
+                          for dev, (ts, lat) in newest.items()})
+        c = self.cluster.client()
+        self.addCleanup(c.close)
+        guards = c.pipeline([("GET", rider_key(dev) + ":ts") for dev in newest])
+        self.assertEqual(guards, [str(ts) for ts, _ in newest.values()])
+        print("\nif_newer across a reshard: %d MOVED, %d ASK" % (
+            self.metric("ingestd_redis_redirections_total", kind="moved"),
+            self.metric("ingestd_redis_redirections_total", kind="ask")))
+        self.assertEqual(self.metric("ingestd_output_dead_letter_records_total"), 0)
+
+
 class FailoverTest(ClusterTestCase):
     def setUp(self):
         self.cluster = RedisCluster()
@@ -277,6 +381,12 @@ class FailoverTest(ClusterTestCase):
         refreshes = self.metric("ingestd_redis_cluster_refreshes_total")
         dead, replica = self.cluster.kill_primary(0)
         self.assertIs(dead, victim)
+        # Posted while the victim is down and before its replica takes
+        # over: victim never acknowledged these, so none may be lost. They
+        # wait (connection refused; CLUSTERDOWN once the others mark the
+        # victim failed) and land after the promotion.
+        outage = riders(["mid%d" % i for i in range(300)], seq=9)
+        self.post(outage)
         promoted = self.cluster.wait_promoted()
         self.assertEqual(set(self.cluster.primaries()), {promoted, other, third})
         # Only records posted after the promotion are checked: what victim
@@ -287,7 +397,7 @@ class FailoverTest(ClusterTestCase):
         owned = set(self.cluster.slots_of(promoted))
         self.assertTrue(any(key_slot(r["device_id"]) in owned for r in after))
         self.post(after)
-        self.wait_hashes(expected_riders(after), timeout=60)
+        self.wait_hashes(expected_riders(after + outage), timeout=60)
         self.assertGreater(self.metric("ingestd_redis_cluster_refreshes_total"), refreshes)
         self.assertGreater(self.metric("ingestd_redis_node_commands_total",
                                        node=promoted.address), 0)
