@@ -347,7 +347,17 @@ class IfNewerReshardTest(ClusterTestCase):
         # redis-cli stops with "Target key exists" if a script wrote a key
         # on the importing node while the migrating one still held it (the
         # script did not declare that key, so Redis could not answer TRYAGAIN).
-        self.cluster.reshard(a, b, 600)
+        try:
+            self.cluster.reshard(a, b, 600)
+        except AssertionError as e:
+            stop.set()
+            both = set()
+            for slot in sorted({key_slot(dev) for dev in devices}):
+                on = [set(n.call("CLUSTER", "GETKEYSINSLOT", slot, 1000)) for n in (a, b)]
+                both |= on[0] & on[1]
+            raise AssertionError("%s\nkeys on both %s and %s: %s\ningestd log:\n%s" % (
+                str(e)[-300:], a.address, b.address, sorted(both)[:10],
+                d.log_text()[-3000:])) from None
         stop.set()
         t.join(30)
         self.assertEqual(errors, [])
