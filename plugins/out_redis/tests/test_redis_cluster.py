@@ -303,6 +303,8 @@ class SharedClusterTest(ClusterTestCase):
 class IfNewerReshardTest(ClusterTestCase):
     """Its own cluster (no replicas): a failed reshard leaves slots open."""
 
+    options = ""
+
     def setUp(self):
         self.cluster = RedisCluster(replicas=0)
         self.addCleanup(self.cluster.stop)
@@ -316,7 +318,8 @@ class IfNewerReshardTest(ClusterTestCase):
         a, b, _ = sorted(self.cluster.primaries(), key=lambda n: self.cluster.slots_of(n)[0])
         devices = self.hot_devices(self.cluster.slots_of(a)[:600][::12], per_slot=8)
         d = self.start_daemon(
-            cluster_options([b]) + '\nif_newer = "ts"\nif_newer_key = "rider:{{{device_id}}}:ts"',
+            cluster_options([b]) + '\nif_newer = "ts"\nif_newer_key = "rider:{{{device_id}}}:ts"'
+            + self.options,
             seed=a, commands=[["HSET", "rider:{{{device_id}}}", "ts", "{ts}", "lat", "{lat}"]])
         rng = random.Random(7)
         newest, stop, errors = {}, threading.Event(), []
@@ -371,6 +374,12 @@ class IfNewerReshardTest(ClusterTestCase):
             self.metric("ingestd_redis_redirections_total", kind="moved"),
             self.metric("ingestd_redis_redirections_total", kind="ask")))
         self.assertEqual(self.metric("ingestd_output_dead_letter_records_total"), 0)
+
+
+class IfNewerTtlReshardTest(IfNewerReshardTest):
+    """The same with a ttl: the script then names every key it writes."""
+
+    options = '\nttl = "1h"'
 
 
 class FailoverTest(ClusterTestCase):
