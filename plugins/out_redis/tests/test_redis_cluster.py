@@ -406,6 +406,23 @@ class FailoverTest(ClusterTestCase):
         # victim failed) and land after the promotion.
         outage = riders(["mid%d" % i for i in range(300)], seq=9)
         self.post(outage)
+
+        def failed_state():
+            try:
+                return other.info("cluster").get("cluster_state") == "fail"
+            except OSError:
+                return False
+        # Once the others agree the victim failed, and until its replica
+        # takes over, the live primaries answer CLUSTERDOWN (retried). The
+        # window is short: if it is missed, the records are simply posted
+        # after the promotion.
+        try:
+            wait_for(failed_state, 10, "cluster_state:fail", interval=0.02)
+        except AssertionError:
+            pass
+        late = riders(["late%d" % i for i in range(300)], seq=10)
+        self.post(late)
+        outage += late
         promoted = self.cluster.wait_promoted()
         self.assertEqual(set(self.cluster.primaries()), {promoted, other, third})
         # Only records posted after the promotion are checked: what victim
