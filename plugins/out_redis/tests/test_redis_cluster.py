@@ -134,9 +134,12 @@ class ClusterTestCase(unittest.TestCase):
         src.call("CLUSTER", "SETSLOT", slot, "MIGRATING", dst.id)
         self.finish_migration(slot, dst)
 
-    def finish_migration(self, slot, owner):
+    def finish_migration(self, slot, owner, src=None):
         """CLUSTER SETSLOT slot NODE owner on every primary, owner first (as
-        redis-cli does); idempotent."""
+        redis-cli does), after moving what src still holds in the slot (with
+        REPLACE: the cleanup of a failed test); idempotent."""
+        for k in (src.call("CLUSTER", "GETKEYSINSLOT", slot, 1000) if src else []):
+            src.call("MIGRATE", "127.0.0.1", owner.port, k, 0, 5000, "REPLACE")
         for n in [owner] + [p for p in self.cluster.primaries() if p is not owner]:
             try:
                 n.call("CLUSTER", "SETSLOT", slot, "NODE", owner.id)
@@ -208,6 +211,56 @@ class SharedClusterTest(ClusterTestCase):
         self.assertGreaterEqual(self.metric("ingestd_redis_redirections_total", node=a.address,
                                             kind="moved"), 1, d.admin_get("/metrics")[1])
         self.assertEqual(self.metric("ingestd_output_dead_letter_records_total"), 0)
+
+    def test_if_newer_waits_while_a_migration_moved_its_guard_key_first(self):
+        # The script must not run on the importing node: it would create a
+        # second copy of the hash there (redis-cli then stops with "Target
+        # key exists"; with --cluster-replace the older copy overwrites the
+        # newer).
+        self.split_by_migration(guard_first=True)
+
+    def test_if_newer_waits_while_a_migration_moved_its_hash_first(self):
+        # On the migrating node the script would fail ("Script attempted to
+        # access a non local key"): the record must not go to dead letters.
+        self.split_by_migration(guard_first=False)
+
+    def split_by_migration(self, guard_first):
+        """redis-cli migrates a slot key by key: one of the two keys of the
+        if_newer script has moved, the other not yet. Keys the script
+        declares make the migrating node answer TRYAGAIN, retried until the
+        slot is whole again; then the record lands on the new owner."""
+        a, b = self.cluster.primaries()[:2]
+        owned = set(self.cluster.slots_of(a))
+        dev = next("split%d" % i for i in range(100000) if key_slot("split%d" % i) in owned)
+        slot, key, guard = key_slot(dev), rider_key(dev), rider_key(dev) + ":ts"
+        first, second = (guard, key) if guard_first else (key, guard)
+        self.start_daemon(cluster_options([b], refresh="1h") + '\nif_newer = "ts"\n'
+                          'if_newer_key = "rider:{{{device_id}}}:ts"', seed=a,
+                          commands=[["HSET", "rider:{{{device_id}}}", "ts", "{ts}"]])
+        self.post([{"device_id": dev, "ts": 1}])
+        self.wait_hashes({key: {"ts": "1"}})
+        b.call("CLUSTER", "SETSLOT", slot, "IMPORTING", a.id)
+        a.call("CLUSTER", "SETSLOT", slot, "MIGRATING", b.id)
+        self.addCleanup(self.finish_migration, slot, b, a)
+        self.assertEqual(a.call("MIGRATE", "127.0.0.1", b.port, first, 0, 5000), "OK")
+        self.post([{"device_id": dev, "ts": 2}])
+        c = b.client()
+        self.addCleanup(c.close)
+
+        def outcome():
+            if c.pipeline([("ASKING",), ("EXISTS", second)])[1] == 1:
+                return "%s written on the importing node %s" % (second, b.address)
+            if self.metric("ingestd_output_dead_letter_records_total") > 0:
+                return "dead-lettered"
+            if self.metric("ingestd_output_retried_records_total") > 0:
+                return "retried"
+            return None
+        self.assertEqual(wait_for(outcome, 20, "a retry, a dead letter or a split key"),
+                         "retried", "while %s still holds it; ingestd log:\n%s" % (
+                             a.address, self.d.log_text()[-3000:]))
+        self.finish_migration(slot, b, a)
+        self.wait_hashes({key: {"ts": "2"}})
+        self.assertEqual(b.call("GET", guard), "2")
 
     def test_periodic_refresh_follows_a_moved_slot_without_a_redirection(self):
         a, b = self.cluster.primaries()[:2]
