@@ -3,8 +3,9 @@ Cluster: six redis-server processes on loopback ports (redis_cluster.py),
 three primaries with a replica each.
 
 One cluster is shared by the tests that leave it working (FLUSHALL between
-them; a test may move slots, as long as three primaries keep some); the
-failover and TLS tests start their own. ingestd's view is read from its
+them; a test may move slots, as long as three primaries keep some, and
+closes every slot it opened, also when it fails); the failover, TLS and
+if_newer-reshard tests start their own (a failed reshard leaves slots open). ingestd's view is read from its
 /metrics (per node: ingestd_redis_node_commands_total{node="127.0.0.1:PORT"},
 redirections by kind), what it wrote with a slot-routing client. Waits poll
 with deadlines; every process is stopped by the test.
