@@ -1374,9 +1374,7 @@ bool read_cluster_options(const ingestd::common::Options &opts, RedisOptions *o,
   auto key_args = [](const CommandTemplate &c) {
     std::vector<const ArgTemplate *> keys;
     for (const ArgTemplate &a : c.args)
-      if (a.is_key) keys.push_back(&a);
-    if (keys.empty() && key_spec(c.name) == KeySpec::Unknown && !c.args.empty())
-      keys.push_back(&c.args[0]);  // most commands take their key first
+      if (a.declared) keys.push_back(&a);
     return keys;
   };
   const std::string &prefix = o->enc.key_prefix;

@@ -27,9 +27,10 @@ enum class ErrorClass {
 ErrorClass classify_error(std::string_view message);
 
 // The `if_newer` script. KEYS[1] holds the newest value stored so far;
-// KEYS[2..] are the keys the record's commands write (expired when ttl > 0).
-// ARGV: value, ttl_ms ("0": none), command count, then per command its
-// argument count and arguments (name first). Returns 1 when the commands ran,
+// KEYS[2..] are the keys the record's commands touch, the ARGV[3] to expire
+// (when ttl > 0) first. ARGV: value, ttl_ms ("0": none), how many keys to
+// expire, command count, then per command its argument count and arguments
+// (name first). Returns 1 when the commands ran,
 // 0 when the stored value was newer or equal. Values that both read as numbers
 // are compared as numbers, else as byte strings.
 extern const char kNewerScript[];

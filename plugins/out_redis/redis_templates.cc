@@ -204,9 +204,12 @@ bool parse_commands(const std::vector<std::vector<std::string>> &in, bool need_k
           a.is_key = true;
           break;
         case KeySpec::None:
+          break;
         case KeySpec::Unknown:
+          a.declared = j == 1;
           break;
       }
+      a.declared = a.declared || a.is_key;
       cmd.args.push_back(std::move(a));
     }
     if ((spec == KeySpec::First || spec == KeySpec::FirstNoTtl) && cmd.args.empty()) {
@@ -269,11 +272,12 @@ bool RecordEncoder::encode(FieldSource &rec, std::string_view sha, std::string *
     if (!render(rec, c.if_newer_key, &guard, reason, kIfNewerKey)) return false;
   }
   size_t k = 0;
-  size_t ttl_count = 0;
+  size_t ttl_count = 0, declared = 0;
   for (size_t i = 0; i < c.commands.size(); ++i) {
     for (const ArgTemplate &a : c.commands[i].args) {
       if (!render(rec, a, &args_[k++], reason, i)) return false;
       if (a.ttl_key && c.ttl_ms > 0) ++ttl_count;
+      if (a.declared) ++declared;
     }
   }
   if (c.if_newer.empty()) {
@@ -293,8 +297,12 @@ bool RecordEncoder::encode(FieldSource &rec, std::string_view sha, std::string *
     return true;
   }
   // if_newer: one EVALSHA with the guard key and value (rendered above).
-  size_t nkeys = 1 + ttl_count;
-  size_t nargs = 3 + nkeys + 3;
+  // Every key the commands touch is declared (KEYS), the ones to expire
+  // first: Redis Cluster routes a script, and refuses it during a slot
+  // migration (TRYAGAIN), by its declared keys only.
+  auto expires = [&](const ArgTemplate &a) { return a.ttl_key && c.ttl_ms > 0; };
+  size_t nkeys = 1 + declared;  // the keys to expire are among the declared
+  size_t nargs = 3 + nkeys + 4;
   for (const auto &cmd : c.commands)
     nargs += 2 + cmd.args.size();
   size_t start = out->size();
@@ -303,15 +311,19 @@ bool RecordEncoder::encode(FieldSource &rec, std::string_view sha, std::string *
   resp_bulk(out, sha);
   resp_bulk(out, std::to_string(nkeys));
   resp_bulk(out, guard);
-  k = 0;
-  for (const auto &cmd : c.commands) {
-    for (const ArgTemplate &a : cmd.args) {
-      if (a.ttl_key && c.ttl_ms > 0) resp_bulk(out, args_[k]);
-      ++k;
+  for (int pass = 0; pass < 2; ++pass) {
+    k = 0;
+    for (const auto &cmd : c.commands) {
+      for (const ArgTemplate &a : cmd.args) {
+        bool listed = pass == 0 ? expires(a) : a.declared && !expires(a);
+        if (listed) resp_bulk(out, args_[k]);
+        ++k;
+      }
     }
   }
   resp_bulk(out, value);
   resp_bulk(out, std::to_string(c.ttl_ms));
+  resp_bulk(out, std::to_string(ttl_count));
   resp_bulk(out, std::to_string(c.commands.size()));
   k = 0;
   for (const auto &cmd : c.commands) {

@@ -34,9 +34,11 @@ struct Piece {
 
 struct ArgTemplate {
   std::vector<Piece> pieces;
-  bool is_key = false;   // gets key_prefix
-  bool ttl_key = false;  // expired when ttl > 0
-  std::string source;    // as written, for messages
+  bool is_key = false;    // gets key_prefix
+  bool ttl_key = false;   // expired when ttl > 0
+  bool declared = false;  // a key the if_newer script declares (KEYS): is_key, or the first
+                          // argument of a command not in the table (most take their key first)
+  std::string source;     // as written, for messages
 };
 
 struct CommandTemplate {

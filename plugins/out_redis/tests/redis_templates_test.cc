@@ -182,11 +182,27 @@ TEST(RedisTemplates, IfNewerWrapsTheCommandsInOneEvalsha) {
   std::vector<std::string> keys;
   std::string sha(40, 'a');
   ASSERT_TRUE(enc.encode(r, sha, &out, &cmds, &keys, &reason)) << reason;
-  EXPECT_EQ(
-      decode(out),
-      (Cmds{{"EVALSHA", sha, "3",    "x:rider:d1:ts", "x:riders", "x:rider:d1",   "1700000000123",
-             "60000",   "2", "5",    "GEOADD",        "x:riders", "1.5",          "2.5",
-             "d1",      "4", "HSET", "x:rider:d1",    "ts",       "1700000000123"}}));
+  EXPECT_EQ(decode(out), (Cmds{{"EVALSHA",
+                                sha,
+                                "3",
+                                "x:rider:d1:ts",
+                                "x:riders",
+                                "x:rider:d1",
+                                "1700000000123",
+                                "60000",
+                                "2",
+                                "2",
+                                "5",
+                                "GEOADD",
+                                "x:riders",
+                                "1.5",
+                                "2.5",
+                                "d1",
+                                "4",
+                                "HSET",
+                                "x:rider:d1",
+                                "ts",
+                                "1700000000123"}}));
   EXPECT_EQ(cmds.size(), 1u);
   EXPECT_EQ(cmds[0].tmpl, kScript);
   EXPECT_TRUE(keys.empty());  // the script expires them
@@ -199,6 +215,35 @@ TEST(RedisTemplates, IfNewerWrapsTheCommandsInOneEvalsha) {
   EXPECT_EQ(d[0][2], "3");
   EXPECT_EQ(d[0].size(), decode(out)[0].size());
   EXPECT_EQ(evalsha_to_eval("*1\r\n$4\r\nPING\r\n", "x"), "");
+
+  // Without ttl the keys are declared all the same (Redis Cluster routes a
+  // script, and holds it back during a migration, by them), none expired.
+  cfg.ttl_ms = 0;
+  out.clear();
+  cmds.clear();
+  ASSERT_TRUE(enc.encode(r, sha, &out, &cmds, &keys, &reason)) << reason;
+  EXPECT_EQ(decode(out), (Cmds{{"EVALSHA",
+                                sha,
+                                "3",
+                                "x:rider:d1:ts",
+                                "x:riders",
+                                "x:rider:d1",
+                                "1700000000123",
+                                "0",
+                                "0",
+                                "2",
+                                "5",
+                                "GEOADD",
+                                "x:riders",
+                                "1.5",
+                                "2.5",
+                                "d1",
+                                "4",
+                                "HSET",
+                                "x:rider:d1",
+                                "ts",
+                                "1700000000123"}}));
+  cfg.ttl_ms = 60000;
 
   r.fields.erase("ts");
   EXPECT_FALSE(enc.encode(r, sha, &out, &cmds, &keys, &reason));
