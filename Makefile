@@ -4,7 +4,7 @@
 BUILD ?= build
 BUILD_TEST ?= build-test
 BUILD_FUZZ ?= build-fuzz
-FUZZ_SECONDS ?= 60
+FUZZ_SECONDS ?= 30
 JOBS ?= $(shell nproc)
 CONFIG ?= conf.d/ingestd.toml
 

@@ -18,7 +18,8 @@
 // logged. The details are in es_response.h.
 //
 // The worker's loop serves requests between the steps: a batch's NDJSON body
-// is built kDocsPerSlice documents per loop turn (host->call_soon), sent
+// is built kDocsPerSlice documents per loop turn (host->call_soon; all at once
+// when another batch waits behind it, i.e. when the output falls behind), sent
 // without a copy (body_lent), and the answer comes back filtered to each
 // item's status and error (filter_path), about 25 bytes per document.
 #include <algorithm>
@@ -783,7 +784,10 @@ bool prepare_slice(void *arg) {
   if (o->preparing.empty() || o->stopping) return false;
   Job *job = o->preparing.front();
   size_t n = h->batch_size(job->batch);
-  size_t stop = std::min(n, job->prepared + kDocsPerSlice);
+  // With another batch waiting behind this one the output is what falls
+  // behind (its queue fills and requests get 503): the rest of the body is
+  // built now. Slices keep the loop responsive only while the output keeps up.
+  size_t stop = o->preparing.size() > 1 ? n : std::min(n, job->prepared + kDocsPerSlice);
   std::string why;
   for (; job->prepared < stop; ++job->prepared) {
     if (!prepare_doc(o, job->prepared, job, &why)) {

@@ -2,7 +2,8 @@
 - drain_delay: on SIGTERM /readyz and health_path fail at once, new
   connections are still accepted and served for the delay, exit 0; under wrk
   load no socket error and no non-2xx;
-- ALB-safe keep-alive: the default idle_timeout outlasts an ALB's 60 s;
+- ALB-safe keep-alive: an idle connection is served until idle_timeout (75 s
+  by default, longer than an ALB's 60 s), then closed cleanly;
 - health_path on the traffic port, without an API key;
 - responses = "api-gateway": API Gateway's refusals byte for byte.
 """
@@ -121,23 +122,30 @@ class DrainDelayTest(unittest.TestCase):
 
 
 class KeepAliveTest(unittest.TestCase):
-    def test_connection_idle_62s_with_defaults_is_still_served(self):
+    def test_idle_connection_is_served_until_idle_timeout_then_closed_cleanly(self):
         # An ALB keeps idle connections 60 s and reuses them; the target
-        # must not close first (that is a 502 for a phone).
-        d = Daemon(BODY)
+        # must not close first (that is a 502 for a phone). The default
+        # idle_timeout is 75 s (config_test asserts it); this is the same
+        # mechanism at 3 s, so the suite does not wait a minute: idle for 2 s
+        # the connection still serves, then the server closes it with a FIN.
+        d = Daemon('idle_timeout = "3s"\n' + BODY)
         self.addCleanup(d.kill)
         d.start()
-        conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=90)
+        conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
         self.addCleanup(conn.close)
         conn.request("POST", "/v1/trace", body=FIX, headers={"Content-Type": "application/json"})
         r = conn.getresponse()
         self.assertEqual((r.status, r.read()), (200, b'{"accepted":1}'))
         sock = conn.sock
-        time.sleep(62)  # the property under test is the passing of 62 s
+        time.sleep(2)  # the property under test is the passing of time
         conn.request("POST", "/v1/trace", body=FIX, headers={"Content-Type": "application/json"})
         r = conn.getresponse()
         self.assertEqual((r.status, r.read()), (200, b'{"accepted":1}'))
         self.assertIs(conn.sock, sock, "the same connection served both")
+        started = time.monotonic()
+        sock.settimeout(10)
+        self.assertEqual(sock.recv(1), b"", "closed by the server, without a reset")
+        self.assertGreater(time.monotonic() - started, 2.5, "closed before idle_timeout")
         self.assertEqual(d.stop(), 0)
 
 
