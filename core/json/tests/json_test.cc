@@ -2,6 +2,7 @@
 #include "json/json.h"
 
 #include <cmath>
+#include <cstdio>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -95,6 +96,65 @@ TEST(JsonParse, RecordsHaveRoomForTwoAddedFields) {
     EXPECT_EQ(rec.heap_bytes(), before) << body;
     rec.set("third", Value::integer(1));
     EXPECT_GT(rec.heap_bytes(), before) << body;
+  }
+}
+
+// The serializer finds what to escape eight bytes at a time: at every
+// position of strings around that width, each kind of byte gives what a plain
+// byte-by-byte escaper gives, and serialized_size agrees.
+TEST(JsonSerialize, EscapesAtEveryPositionOfLongStrings) {
+  auto reference = [](const std::string &in) {
+    std::string out = "\"";
+    for (unsigned char c : in) {
+      switch (c) {
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\b':
+          out += "\\b";
+          break;
+        case '\f':
+          out += "\\f";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        default:
+          if (c < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            out += buf;
+          } else {
+            out += static_cast<char>(c);
+          }
+      }
+    }
+    return out + "\"";
+  };
+  const std::string specials[] = {"\"", "\\", "\n", "\x01",     "\x1f", "\x7f",
+                                  " ",  "!",  "#",  "\xc3\xa9", "\x5b", "\x5d"};
+  for (size_t len = 0; len <= 40; ++len) {
+    for (size_t at = 0; at <= len; ++at) {
+      for (const std::string &sp : specials) {
+        std::string text(len, 'a');
+        text.insert(at, sp);
+        Value v = Value::string(text);
+        ASSERT_EQ(v.as_string(), text);
+        std::string got;
+        serialize(v, &got);
+        ASSERT_EQ(got, reference(text)) << "len " << len << " at " << at;
+        ASSERT_EQ(serialized_size(v), got.size()) << "len " << len << " at " << at;
+      }
+    }
   }
 }
 
