@@ -647,8 +647,9 @@ bool Parser::parse_number(Value *out) {
     if (bad >= end_) return fail(end_, "unexpected end of input");
     return fail(bad, why);
   }
-  out->reset(Kind::Number);
-  out->s_.assign(p_, static_cast<size_t>(e - p_));
+  out->destroy();
+  out->kind_ = Kind::Number;
+  new (&out->s_) std::string(p_, static_cast<size_t>(e - p_));
   p_ = e;
   return true;
 }

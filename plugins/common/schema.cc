@@ -151,8 +151,10 @@ int SchemaInput::reject_with(ingestd_reject_t *why, const char *field, std::stri
 int SchemaInput::check(const ingestd_record_t *rec, ingestd_reject_t *why, int64_t *ts_ms) {
   const ingestd_value_t *root = host_->record_root(rec);
   int64_t received_ms = host_->record_received_ms(rec);
-  for (const Field &f : fields_) {
-    if (check_field(f, host_->value_get(root, f.name.c_str()), why, received_ms, ts_ms) != 0)
+  for (size_t i = 0; i < fields_.size(); ++i) {
+    numbers_[i] = 0;
+    if (check_field(fields_[i], host_->value_get(root, fields_[i].name.c_str()), why, received_ms,
+                    ts_ms, &numbers_[i]) != 0)
       return -1;
   }
   if (strict_) {
@@ -170,7 +172,7 @@ int SchemaInput::check(const ingestd_record_t *rec, ingestd_reject_t *why, int64
 }
 
 int SchemaInput::check_field(const Field &f, const ingestd_value_t *v, ingestd_reject_t *why,
-                             int64_t received_ms, int64_t *ts_ms) {
+                             int64_t received_ms, int64_t *ts_ms, double *number) {
   const char *name = f.name.c_str();
   ingestd_value_kind_type kind = host_->value_kind(v);  // NULL for an absent field
   if (kind == INGESTD_VALUE_NULL) {
@@ -195,6 +197,7 @@ int SchemaInput::check_field(const Field &f, const ingestd_value_t *v, ingestd_r
       bool above = f.max_exclusive ? x >= f.max : x > f.max;
       if (!std::isfinite(x) || x < f.min || above)
         return reject(why, name, f.reason.c_str(), RejectClass::Invalid);
+      *number = x;
       return 0;
     }
     case FieldType::Object:

@@ -111,7 +111,12 @@ class SchemaInput {
             bool size_cap = false);
   // Adds device_id (required, non-empty, at most max_device_id_bytes).
   void add_device_id();
-  void add(Field f) { fields_.push_back(std::move(f)); }
+  // Returns the field's index, for number() after a check.
+  size_t add(Field f) {
+    fields_.push_back(std::move(f));
+    numbers_.push_back(0);
+    return fields_.size() - 1;
+  }
   // Names the plugin adds itself (geohash...): received_at_field must not
   // collide with them. Returns false after logging a bad configuration.
   bool finish(std::initializer_list<const char *> derived = {});
@@ -120,6 +125,9 @@ class SchemaInput {
   // the schema. Does not modify the record; on success *ts_ms holds the
   // normalised time. Returns 0, or -1 with `why` filled and counted.
   int check(const ingestd_record_t *rec, ingestd_reject_t *why, int64_t *ts_ms);
+  // The value of number field `field` (add's index) that the last successful
+  // check read; 0 when the record had none. Saves reading it again.
+  double number(size_t field) const { return numbers_[field]; }
   // Writes the normalised ts and received_at. Returns 0, or -1 with `why`
   // filled when a dotted received_at_field crosses a non-object.
   int stamp(ingestd_record_t *rec, int64_t ts_ms, ingestd_reject_t *why);
@@ -136,7 +144,7 @@ class SchemaInput {
 
  private:
   int check_field(const Field &f, const ingestd_value_t *v, ingestd_reject_t *why,
-                  int64_t received_ms, int64_t *ts_ms);
+                  int64_t received_ms, int64_t *ts_ms, double *number);
   int check_time(const Field &f, const ingestd_value_t *v, ingestd_reject_t *why,
                  int64_t received_ms, int64_t *ts_ms);
   bool known(std::string_view key) const;
@@ -144,6 +152,7 @@ class SchemaInput {
   const ingestd_host_t *host_ = nullptr;
   ingestd_instance_t *inst_ = nullptr;
   std::vector<Field> fields_;
+  std::vector<double> numbers_;  // per field, what the last check read
   const Field *time_ = nullptr;
   bool strict_ = false;
   int64_t max_future_skew_ms_ = 0;

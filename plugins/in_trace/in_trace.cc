@@ -49,6 +49,7 @@ const ingestd_option_t kOptions[] = {
 struct TraceInput {
   SchemaInput schema;
   size_t geohash_precision = 0;
+  size_t lat = 0, lon = 0;  // schema field indices
 };
 
 int on_init(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_config_t *cfg,
@@ -60,8 +61,9 @@ int on_init(const ingestd_host_t *host, ingestd_instance_t *inst, const ingestd_
     in->geohash_precision = static_cast<size_t>(host->option_int(cfg, "geohash_precision"));
     SchemaInput &s = in->schema;
     s.add_device_id();
-    s.add(number_field("lat", true, -90, 90, false, "must be a number from -90 to 90"));
-    s.add(number_field("lon", true, -180, 180, false, "must be a number from -180 to 180"));
+    in->lat = s.add(number_field("lat", true, -90, 90, false, "must be a number from -90 to 90"));
+    in->lon =
+        s.add(number_field("lon", true, -180, 180, false, "must be a number from -180 to 180"));
     s.add(ingestd::common::time_field("ts"));
     s.add(number_field("speed", false, 0, HUGE_VAL, false, "must be a number >= 0"));
     s.add(number_field("heading", false, 0, 360, true, "must be a number from 0 to less than 360"));
@@ -92,10 +94,9 @@ int on_input_record(void *data, ingestd_record_t *rec, ingestd_reject_t *why) {
     if (in->schema.check(rec, why, &ts_ms) != 0) return -1;
     const ingestd_host_t *h = in->schema.host();
     if (in->geohash_precision > 0) {
-      // Read lat/lon before stamp(): values are borrowed until the record changes.
-      std::string hash = ingestd::trace::geohash_encode(h->value_number(h->record_get(rec, "lat")),
-                                                        h->value_number(h->record_get(rec, "lon")),
-                                                        in->geohash_precision);
+      // lat and lon as the check read them (both required, so present).
+      std::string hash = ingestd::trace::geohash_encode(
+          in->schema.number(in->lat), in->schema.number(in->lon), in->geohash_precision);
       h->record_set_string(rec, kGeohashField, hash.data(), hash.size());
     }
     return in->schema.stamp(rec, ts_ms, why);
