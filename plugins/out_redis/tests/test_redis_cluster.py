@@ -502,16 +502,24 @@ class TlsClusterTest(ClusterTestCase):
         self.addCleanup(self.cluster.stop)
         self.cluster.start()
 
-    def test_records_arrive_over_tls_on_all_three_primaries(self):
+    def test_records_arrive_over_tls_as_an_rbac_user_on_all_three_primaries(self):
+        # ElastiCache Serverless: TLS and an RBAC user on every node. ACL
+        # users are per node in Redis Cluster, so each gets its own.
         primaries = self.cluster.primaries()
-        d = self.start_daemon(tls_options(self.cluster.pki) + "\n"
-                              + cluster_options(), seed=primaries[0])
+        for node in primaries + self.cluster.replicas():
+            node.call("ACL", "SETUSER", "ingestd", "on", ">s3cret-rider-pass", "~*", "+@all")
+        d = self.start_daemon(tls_options(self.cluster.pki) + "\n" + cluster_options()
+                              + '\nusername = "ingestd"\npassword = "s3cret-rider-pass"',
+                              seed=primaries[0])
         records = riders(["t%d" % i for i in range(1000)], seq=3)
         self.post(records)
         self.wait_hashes(expected_riders(records))
         self.assert_every_primary_got_commands(primaries)
         self.assertEqual(self.metric("ingestd_redis_redirections_total"), 0)
         self.assertNotRegex(d.log_text(), r"failed")
+        for node in primaries:  # ingestd's connection to each is the RBAC user's
+            self.assertIn("user=ingestd", node.call("CLIENT", "LIST"), node.address)
+        self.assertNotIn("s3cret-rider-pass", d.log_text())
 
 
 class CheckTest(unittest.TestCase):
