@@ -155,11 +155,16 @@ bool Routing::room_for(const InputRuntime &input) const {
   size_t held = 0;
   for (const OutputRuntime *o : outputs_)
     held += o->memory();
-  if (held >= max_memory_ || input.refused_memory > max_memory_ - held) return false;
+  if (held >= max_memory_) return false;
+  // After a refusal: room for what that request needed, unless nothing is
+  // held (then it can never fit; the request itself is simply too large).
+  if (held > 0 && input.refused_memory > max_memory_ - held) return false;
   size_t records = std::max<size_t>(1, input.refused_records);
   for (const auto &t : input.targets) {
-    for (const OutputRuntime *o : t.outputs)
-      if (!o->can_accept(records, input.refused_memory)) return false;
+    for (const OutputRuntime *o : t.outputs) {
+      if (!o->can_accept(1, 0)) return false;
+      if (o->memory() > 0 && !o->can_accept(records, input.refused_memory)) return false;
+    }
   }
   for (const auto &dr : input.disk_routes)
     if (dr.output->disk_bytes() >= dr.output->max_disk()) return false;

@@ -302,6 +302,13 @@ TEST_F(RoutingTest, AfterARefusalRequestsAreShedUntilTheRefusedOneWouldFit) {
   EXPECT_TRUE(r.room_for(in));
   EXPECT_EQ(r.deliver(in, more, nullptr), Routing::Result::Ok);
   EXPECT_TRUE(r.room_for(in));  // a success clears the refused need
+
+  // A request larger than the queue can ever hold does not make the input
+  // shed everything after it: with the queue empty, only the usual check.
+  uv_run(&loop_, UV_RUN_NOWAIT);
+  auto five = records({"{}", "{}", "{}", "{}", "{}"});
+  EXPECT_EQ(r.deliver(in, five, nullptr), Routing::Result::Full);
+  EXPECT_TRUE(r.room_for(in));
 }
 
 TEST_F(RoutingTest, UnroutedRecordsAreCountedAndKeptNowhere) {
