@@ -100,6 +100,10 @@ bool OutputRuntime::can_accept(size_t records, size_t memory) const {
          memory_ <= settings_.max_memory - memory;
 }
 
+bool OutputRuntime::could_ever_accept(size_t records, size_t memory) const {
+  return records <= queue_.limits().max_records && memory <= settings_.max_memory;
+}
+
 void OutputRuntime::push(RecordPtr r, uint64_t now_ms) {
   memory_ += r->memory();
   size_t bytes = r->size();

@@ -85,6 +85,8 @@ class OutputRuntime {
 
   // Admission: room for `records` more taking `memory` bytes.
   bool can_accept(size_t records, size_t memory) const;
+  // Whether the queue could take that much when empty.
+  bool could_ever_accept(size_t records, size_t memory) const;
   size_t memory() const { return memory_; }
   // Queues a record whose admission was checked, and marks the output due.
   void push(RecordPtr r, uint64_t now_ms);

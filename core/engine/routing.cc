@@ -67,12 +67,18 @@ Routing::Result Routing::deliver(InputRuntime &input, std::vector<RecordPtr> &re
     }
   }
   if (!admit_memory()) {
-    input.refused_records = 0;
-    input.refused_memory = 0;
+    // Remembered only when it can fit once the queues drain: a request
+    // larger than a queue is simply refused, and sheds nothing after it.
+    size_t need_records = 0, need_memory = 0;
+    bool fits_some_day = true;
     for (const Tally &t : tallies_) {
-      input.refused_records = std::max(input.refused_records, t.records);
-      input.refused_memory = std::max(input.refused_memory, t.memory);
+      need_records = std::max(need_records, t.records);
+      need_memory = std::max(need_memory, t.memory);
+      fits_some_day = fits_some_day && t.output->could_ever_accept(t.records, t.memory);
     }
+    fits_some_day = fits_some_day && need_memory <= max_memory_;
+    input.refused_records = fits_some_day ? need_records : 0;
+    input.refused_memory = fits_some_day ? need_memory : 0;
     deliveries_.clear();
     input.records_refused->add(records.size());
     return Result::Full;
@@ -155,16 +161,11 @@ bool Routing::room_for(const InputRuntime &input) const {
   size_t held = 0;
   for (const OutputRuntime *o : outputs_)
     held += o->memory();
-  if (held >= max_memory_) return false;
-  // After a refusal: room for what that request needed, unless nothing is
-  // held (then it can never fit; the request itself is simply too large).
-  if (held > 0 && input.refused_memory > max_memory_ - held) return false;
+  if (held >= max_memory_ || input.refused_memory > max_memory_ - held) return false;
   size_t records = std::max<size_t>(1, input.refused_records);
   for (const auto &t : input.targets) {
-    for (const OutputRuntime *o : t.outputs) {
-      if (!o->can_accept(1, 0)) return false;
-      if (o->memory() > 0 && !o->can_accept(records, input.refused_memory)) return false;
-    }
+    for (const OutputRuntime *o : t.outputs)
+      if (!o->can_accept(records, input.refused_memory)) return false;
   }
   for (const auto &dr : input.disk_routes)
     if (dr.output->disk_bytes() >= dr.output->max_disk()) return false;

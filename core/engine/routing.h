@@ -57,8 +57,9 @@ struct InputRuntime {
   Counter *records_refused = nullptr;   // valid but refused with 503 (queue full)
   Counter *requests_shed = nullptr;     // 503 before parsing: a queue was already full
   // The last request refused for room (records, memory), until one fits
-  // again: until then room_for asks for that much room (unless the queue is
-  // empty), so that overload is shed before parsing rather than after it.
+  // again: until then room_for asks for that much room, so that overload is
+  // shed before parsing rather than after it. 0 for a request no queue could
+  // ever hold.
   size_t refused_records = 0, refused_memory = 0;
   bool warned_unrouted = false;
 

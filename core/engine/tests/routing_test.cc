@@ -304,8 +304,10 @@ TEST_F(RoutingTest, AfterARefusalRequestsAreShedUntilTheRefusedOneWouldFit) {
   EXPECT_TRUE(r.room_for(in));  // a success clears the refused need
 
   // A request larger than the queue can ever hold does not make the input
-  // shed everything after it: with the queue empty, only the usual check.
+  // shed what follows it, not even while the queue holds records.
   uv_run(&loop_, UV_RUN_NOWAIT);
+  auto one = records({"{}"});
+  EXPECT_EQ(r.deliver(in, one, nullptr), Routing::Result::Ok);
   auto five = records({"{}", "{}", "{}", "{}", "{}"});
   EXPECT_EQ(r.deliver(in, five, nullptr), Routing::Result::Full);
   EXPECT_TRUE(r.room_for(in));
