@@ -4,7 +4,12 @@
 #include <charconv>
 #include <cstring>
 
+#include "common/text.h"
+#include "redis_protocol.h"
+
 namespace ingestd::redis {
+
+using common::iequals;
 
 namespace {
 
@@ -61,28 +66,6 @@ std::string node_host(const redisReply *node, const std::string &answered_by) {
     if (!v.empty() && v != "?") return std::string(v);
   }
   return answered_by;
-}
-
-// Reads a RESP command's next bulk string at *p.
-bool next_bulk(std::string_view cmd, size_t *p, std::string_view *out) {
-  if (*p >= cmd.size() || cmd[*p] != '$') return false;
-  size_t eol = cmd.find("\r\n", *p);
-  if (eol == std::string_view::npos) return false;
-  size_t len = 0;
-  auto [q, ec] = std::from_chars(cmd.data() + *p + 1, cmd.data() + eol, len);
-  if (ec != std::errc() || q != cmd.data() + eol) return false;
-  size_t start = eol + 2;
-  if (start + len + 2 > cmd.size()) return false;
-  *out = cmd.substr(start, len);
-  *p = start + len + 2;
-  return true;
-}
-
-bool iequal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if ((a[i] | 0x20) != (b[i] | 0x20)) return false;
-  return true;
 }
 
 // Template pieces with neighbouring literals merged and `prefix` in front.
@@ -179,14 +162,14 @@ bool command_key(std::string_view cmd, std::string_view *key) {
   if (ec != std::errc() || q != cmd.data() + eol) return false;
   size_t p = eol + 2;
   std::string_view name, arg;
-  if (argc == 0 || !next_bulk(cmd, &p, &name)) return false;
+  if (argc == 0 || !read_bulk(cmd, &p, &name)) return false;
   if (argc < 2) return true;
-  if (!next_bulk(cmd, &p, &arg)) return false;
-  if (iequal(name, "EVAL") || iequal(name, "EVALSHA")) {
+  if (!read_bulk(cmd, &p, &arg)) return false;
+  if (iequals(name, "EVAL") || iequals(name, "EVALSHA")) {
     std::string_view numkeys;
-    if (argc < 4 || !next_bulk(cmd, &p, &numkeys)) return argc < 4;
+    if (argc < 4 || !read_bulk(cmd, &p, &numkeys)) return argc < 4;
     if (numkeys == "0") return true;
-    return next_bulk(cmd, &p, key);
+    return read_bulk(cmd, &p, key);
   }
   *key = arg;
   return true;

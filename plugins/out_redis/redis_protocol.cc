@@ -19,7 +19,8 @@ void append_number(std::string *out, uint64_t n) {
   out->append(buf, static_cast<size_t>(r.ptr - buf));
 }
 
-// Reads "$len\r\nDATA\r\n" at *pos; false if `s` does not hold one there.
+}  // namespace
+
 bool read_bulk(std::string_view s, size_t *pos, std::string_view *out) {
   if (*pos >= s.size() || s[*pos] != '$') return false;
   size_t eol = s.find("\r\n", *pos);
@@ -33,8 +34,6 @@ bool read_bulk(std::string_view s, size_t *pos, std::string_view *out) {
   *pos = start + len + 2;
   return true;
 }
-
-}  // namespace
 
 namespace {
 

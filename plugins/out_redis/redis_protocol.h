@@ -9,6 +9,10 @@
 
 namespace ingestd::redis {
 
+// Reads "$len\r\nDATA\r\n" at *pos into *out and moves *pos past it; false
+// if `s` does not hold one there.
+bool read_bulk(std::string_view s, size_t *pos, std::string_view *out);
+
 // "*N\r\n": the header of a command of N bulk strings (the name counts).
 void resp_array(std::string *out, size_t n);
 // "$len\r\nDATA\r\n".
