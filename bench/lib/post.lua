@@ -26,12 +26,4 @@ if delay_ms > 0 then
   function delay() return delay_ms end
 end
 
-function done(summary, latency, requests)
-  local non2xx = summary.errors.status
-  io.write(string.format(
-    'WRK_JSON {"requests":%d,"duration_us":%d,"non2xx":%d,"connect_errors":%d,' ..
-    '"read_errors":%d,"write_errors":%d,"timeouts":%d,"p50_us":%d,"p99_us":%d,"p999_us":%d,"max_us":%d}\n',
-    summary.requests, summary.duration, non2xx, summary.errors.connect, summary.errors.read,
-    summary.errors.write, summary.errors.timeout, latency:percentile(50), latency:percentile(99),
-    latency:percentile(99.9), latency.max))
-end
+dofile((debug.getinfo(1, "S").source:match("^@(.*)/") or ".") .. "/../lib/wrk_common.lua")  -- done(): the WRK_JSON line

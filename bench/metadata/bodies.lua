@@ -46,31 +46,7 @@ function request()
   return prebuilt[i % #prebuilt + 1]
 end
 
--- A 503 (an output's queue is full: the output is the limit) makes the next
--- request wait BACKOFF_MS, as the app honours Retry-After (bench/redis's
--- records.lua does the same); 0 turns it off.
-local backoff_ms = tonumber(os.getenv("BACKOFF_MS") or "2")
-local backoff = 0
-
-if backoff_ms > 0 then
-  function response(status, headers, body)
-    if status == 503 then
-      backoff = backoff_ms
-    end
-  end
-
-  function delay()
-    local d = backoff
-    backoff = 0
-    return d
-  end
-end
-
-function done(summary, latency, requests)
-  io.write(string.format(
-    'WRK_JSON {"requests":%d,"duration_us":%d,"non2xx":%d,"connect_errors":%d,' ..
-    '"read_errors":%d,"write_errors":%d,"timeouts":%d,"p50_us":%d,"p99_us":%d,"p999_us":%d,"max_us":%d}\n',
-    summary.requests, summary.duration, summary.errors.status, summary.errors.connect,
-    summary.errors.read, summary.errors.write, summary.errors.timeout, latency:percentile(50),
-    latency:percentile(99), latency:percentile(99.9), latency.max))
-end
+-- A 503 makes the next request wait BACKOFF_MS (2 ms), as a phone honours
+-- Retry-After; done() prints the WRK_JSON line.
+dofile((debug.getinfo(1, "S").source:match("^@(.*)/") or ".") .. "/../lib/wrk_common.lua")
+backoff_on_503(2)

@@ -3,6 +3,9 @@
 // a batch's request this way.
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
+
 #include "ingestd/plugin.h"
 
 namespace ingestd::common {
@@ -13,6 +16,14 @@ namespace ingestd::common {
 // host, which has no call_soon, every slice runs at once.
 class Slices {
  public:
+  // Where this turn's slice of a batch of `total` items ends, `done` being
+  // built: `per_slice` more while the output keeps up; all the rest when
+  // another batch waits behind it. Then the output is what falls behind,
+  // and small slices would only let its queue fill and the requests get 503.
+  static constexpr size_t end(size_t done, size_t total, size_t per_slice, bool batch_waiting) {
+    return batch_waiting ? total : std::min(total, done + per_slice);
+  }
+
   // `step` runs one slice and returns true while slices remain.
   using Step = bool (*)(void *arg);
   void init(const ingestd_host_t *host, ingestd_instance_t *inst, Step step, void *arg) {

@@ -784,10 +784,8 @@ bool prepare_slice(void *arg) {
   if (o->preparing.empty() || o->stopping) return false;
   Job *job = o->preparing.front();
   size_t n = h->batch_size(job->batch);
-  // With another batch waiting behind this one the output is what falls
-  // behind (its queue fills and requests get 503): the rest of the body is
-  // built now. Slices keep the loop responsive only while the output keeps up.
-  size_t stop = o->preparing.size() > 1 ? n : std::min(n, job->prepared + kDocsPerSlice);
+  size_t stop =
+      ingestd::common::Slices::end(job->prepared, n, kDocsPerSlice, o->preparing.size() > 1);
   std::string why;
   for (; job->prepared < stop; ++job->prepared) {
     if (!prepare_doc(o, job->prepared, job, &why)) {

@@ -271,7 +271,8 @@ bool FirehoseOutput::prepare_slice() {
   if (preparing.empty() || stopping) return false;
   Job *job = preparing.front();
   size_t n = job->pieces.size();
-  size_t stop = std::min(n, job->prepared + kRecordsPerSlice);
+  size_t stop =
+      ingestd::common::Slices::end(job->prepared, n, kRecordsPerSlice, preparing.size() > 1);
   for (; job->prepared < stop; ++job->prepared) {
     size_t i = job->prepared, len = 0;
     const char *json = host->record_json(host->batch_record(job->batch, i), &len);

@@ -547,10 +547,11 @@ void Node::ready() {
   state = State::Ready;
   reconnect.succeeded();
   if (failure_logged || !ever_ready) {
-    out->host->log(out->inst, out->opt.cluster ? INGESTD_LOG_DEBUG : INGESTD_LOG_INFO,
-                   "connected to %s", address.c_str());
-    if (failure_logged && out->opt.cluster)
-      out->host->log(out->inst, INGESTD_LOG_INFO, "connected to %s again", address.c_str());
+    // A cluster's first connects are said by the map line; coming back is news.
+    bool cluster = out->opt.cluster;
+    out->host->log(out->inst, cluster && !failure_logged ? INGESTD_LOG_DEBUG : INGESTD_LOG_INFO,
+                   cluster && failure_logged ? "connected to %s again" : "connected to %s",
+                   address.c_str());
   }
   failure_logged = false;
   failure_log.reset();
@@ -712,7 +713,7 @@ void RedisOutput::on_node_lost(Node *n) {
 }
 
 void RedisOutput::update_connected() {
-  bool all = !nodes.empty();
+  bool all;
   if (opt.cluster) {
     all = map_known;
     for (auto &n : nodes)

@@ -222,6 +222,13 @@ TEST(Slices, OneSlicePerLoopTurnAndNeverTwoScheduled) {
   EXPECT_TRUE(loop.soon.empty());  // done: nothing more booked
 }
 
+TEST(Slices, ASliceIsSmallWhileTheOutputKeepsUpAndTheRestWhenABatchWaits) {
+  EXPECT_EQ(Slices::end(0, 1000, 32, false), 32u);
+  EXPECT_EQ(Slices::end(990, 1000, 32, false), 1000u);
+  EXPECT_EQ(Slices::end(32, 1000, 32, true), 1000u);
+  EXPECT_EQ(Slices::end(0, 10, 32, false), 10u);
+}
+
 TEST(Slices, AbiOneZeroHostRunsEverySliceAtOnce) {
   ingestd_host_t host{};
   host.struct_size = offsetof(ingestd_host_t, call_soon);  // built before call_soon

@@ -23,7 +23,7 @@ import time
 import pki
 from harness import wait_for
 from needs import require_tool
-from test_redis import REDIS_SERVER, Resp, RespError, free_port
+from test_redis import REDIS_SERVER, Resp, RespError, free_port, redis_log
 from test_redis_tls import TlsResp
 
 SLOTS = 16384
@@ -175,11 +175,7 @@ class Node:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def log(self):
-        try:
-            with open(os.path.join(self.dir, "redis.log")) as f:
-                return f.read()[-3000:]
-        except OSError:
-            return ""
+        return redis_log(self.dir)
 
 
 def parse_nodes(text):

@@ -105,6 +105,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def redis_log(directory):
+    """The end of the redis.log a server in `directory` wrote, for messages."""
+    try:
+        with open(os.path.join(directory, "redis.log")) as f:
+            return f.read()[-3000:]
+    except OSError:
+        return ""
+
+
 class RedisServer:
     """One redis-server in its own directory, stopped by the test."""
 
@@ -143,11 +152,7 @@ class RedisServer:
         return self
 
     def log(self):
-        try:
-            with open(os.path.join(self.dir, "redis.log")) as f:
-                return f.read()[-3000:]
-        except OSError:
-            return ""
+        return redis_log(self.dir)
 
     def client(self):
         c = Resp(unix=self.sock)
