@@ -63,7 +63,8 @@ constexpr ingestd_option_t kListener[] = {
     {"max_body", INGESTD_OPT_SIZE, "1MiB", kReload, nullptr, 1, kSizeMax,
      "Largest request body accepted as sent (413 above it)"},
     {"max_body_decompressed", INGESTD_OPT_SIZE, "8MiB", kReload, nullptr, 1, kSizeMax,
-     "Largest request body accepted after gzip decompression (413 above it)"},
+     "Largest request body after gzip/deflate decompression (413 above it); a body is "
+     "decompressed only once its request is taken (401, 404, 503 cost no inflating)"},
     {"max_header", INGESTD_OPT_SIZE, "16KiB", kReload, nullptr, 1, kSizeMax,
      "Largest total size of the request line and headers (431 above it)"},
     {"header_timeout", INGESTD_OPT_DURATION, "10s", kReload, nullptr, 1, 3600000,

@@ -201,11 +201,16 @@ void HttpIngest::handle(const std::string &listener, http::Request &req,
     responder.respond(std::move(r));
     return;
   }
-  // Shed load before parsing: under overload a body that cannot be queued
-  // costs nothing but this check (a malformed one then gets 503, not 400).
+  // Shed load before decoding and parsing: under overload a body that cannot
+  // be queued costs nothing but this check (a malformed one then gets 503,
+  // not 400).
   if (!routing_->room_for(input)) {
     input.requests_shed->add();
     responder.respond(unavailable("queue full, retry later"));
+    return;
+  }
+  if (std::optional<http::Response> refusal = req.decode_body()) {
+    responder.respond(std::move(*refusal));
     return;
   }
   json::BodyResult body = json::parse_body(req.body());

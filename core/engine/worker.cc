@@ -24,6 +24,7 @@ http::ServerLimits listener_limits(const config::Section &l) {
   lim.trusted_proxies = o.get_list("trusted_proxies");
   lim.content_types = o.get_list("content_types");
   lim.api_gateway_answers = o.get_string("responses") == "api-gateway";
+  lim.defer_decoding = true;  // HttpIngest::handle decodes once it takes the request
   return lim;
 }
 

@@ -22,6 +22,12 @@ std::optional<std::string_view> Request::header(std::string_view name) const {
   return core_->find_header(name);
 }
 
+std::optional<Response> Request::decode_body() {
+  if (!body_encoded_ || core_ == nullptr) return std::nullopt;
+  body_encoded_ = false;
+  return core_->decode_body();
+}
+
 namespace detail {
 
 namespace {
@@ -557,23 +563,16 @@ bool ConnectionCore::headers_done() {
 
 void ConnectionCore::message_done() {
   io_.io_timer(0);
-  std::string_view body = body_;
+  request_.body_ = body_;
+  request_.body_encoded_ = false;
   if (encoding_ != Encoding::kIdentity && !body_.empty()) {
-    auto r = inflater_.inflate(encoding_, body_, config_.limits.max_body_decompressed, inflated_);
-    // The body was read whole, so these keep the connection.
-    if (r == Inflater::Result::kTooLarge) {
-      send_error(413, "decompressed request body too large", config_.limits.max_body_decompressed,
-                 false);
+    if (config_.limits.defer_decoding) {
+      request_.body_encoded_ = true;
+    } else if (std::optional<Response> refusal = decode_body()) {
+      send(*refusal, false, false);  // the body was read whole: keep the connection
       return;
     }
-    if (r == Inflater::Result::kCorrupt) {
-      send_error(400, encoding_ == Encoding::kGzip ? "invalid gzip body" : "invalid deflate body",
-                 0, false);
-      return;
-    }
-    body = inflated_;
   }
-  request_.body_ = body;
   if (parser_.method == HTTP_OPTIONS && span(url_) == "*") {
     Response r;
     r.status = 204;
@@ -584,6 +583,21 @@ void ConnectionCore::message_done() {
   }
   phase_ = Phase::kHandler;
   io_.io_dispatch(request_, ++seq_);
+}
+
+std::optional<Response> ConnectionCore::decode_body() {
+  auto r = inflater_.inflate(encoding_, body_, config_.limits.max_body_decompressed, inflated_);
+  if (r == Inflater::Result::kTooLarge) {
+    if (config_.limits.api_gateway_answers) return api_gateway_answer(Refusal::kTooLarge);
+    return error_response(413, "decompressed request body too large",
+                          config_.limits.max_body_decompressed);
+  }
+  if (r == Inflater::Result::kCorrupt) {
+    return error_response(
+        400, encoding_ == Encoding::kGzip ? "invalid gzip body" : "invalid deflate body", 0);
+  }
+  request_.body_ = inflated_;
+  return std::nullopt;
 }
 
 // --- answers ----------------------------------------------------------------
@@ -643,12 +657,7 @@ void ConnectionCore::send(const Response &r, bool force_close, bool linger) {
   if (io_.io_write(out_, true) < 0) close_now();
 }
 
-void ConnectionCore::send_error(int status, std::string_view message, size_t limit, bool close) {
-  if (request_line_done_ && !headers_complete_) materialize_request();
-  if (status == 413 && config_.limits.api_gateway_answers) {
-    send(api_gateway_answer(Refusal::kTooLarge), close, close);
-    return;
-  }
+Response ConnectionCore::error_response(int status, std::string_view message, size_t limit) {
   Response r;
   r.status = status;
   r.body.reserve(64 + message.size());
@@ -660,9 +669,18 @@ void ConnectionCore::send_error(int status, std::string_view message, size_t lim
     append_uint(r.body, limit);
   }
   r.body += '}';
+  return r;
+}
+
+void ConnectionCore::send_error(int status, std::string_view message, size_t limit, bool close) {
+  if (request_line_done_ && !headers_complete_) materialize_request();
+  if (status == 413 && config_.limits.api_gateway_answers) {
+    send(api_gateway_answer(Refusal::kTooLarge), close, close);
+    return;
+  }
   // An answer sent before the body was read ends the connection, after a
   // lingering close so the client reads it rather than a reset.
-  send(r, close, close);
+  send(error_response(status, message, limit), close, close);
 }
 
 void ConnectionCore::finish_request() {

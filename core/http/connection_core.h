@@ -91,6 +91,9 @@ class ConnectionCore {
 
   // For Request::header().
   std::optional<std::string_view> find_header(std::string_view name) const;
+  // For Request::decode_body(): inflates the body into the request, or gives
+  // the refusal to send.
+  std::optional<Response> decode_body();
 
  private:
   enum class Phase { kIdle, kHeaders, kBody, kHandler, kWriting, kLinger, kClosed };
@@ -125,6 +128,7 @@ class ConnectionCore {
   std::string_view span(Span s) const { return std::string_view(head_).substr(s.off, s.len); }
   void send(const Response &r, bool force_close, bool linger);
   void send_error(int status, std::string_view message, size_t limit = 0, bool close = true);
+  static Response error_response(int status, std::string_view message, size_t limit);
   void finish_request();
   void wait_for_quiet();
   void abandon_request();

@@ -60,6 +60,10 @@ struct ServerLimits {
   // Refusals the server itself answers (413) in API Gateway's words
   // (answers.h) instead of ingestd's.
   bool api_gateway_answers = false;
+  // The handler decodes gzip/deflate bodies itself (Request::decode_body),
+  // once it has decided to take the request: a body refused unread (503 under
+  // overload, 401, 404) then costs no inflating.
+  bool defer_decoding = false;
 };
 
 namespace detail {
@@ -67,6 +71,8 @@ class ConnectionCore;
 class Connection;
 class ServerImpl;
 }  // namespace detail
+
+struct Response;
 
 // One parsed request. Valid until its Responder is used (or destroyed); all
 // views point into per-connection buffers that the next request reuses.
@@ -78,8 +84,16 @@ class Request {
   // Case-insensitive; the first header of that name; value without
   // surrounding whitespace. O(number of headers).
   std::optional<std::string_view> header(std::string_view name) const;
-  // De-chunked and decompressed.
+  // De-chunked and decompressed; with ServerLimits::defer_decoding, still
+  // compressed until decode_body().
   std::string_view body() const { return body_; }
+  // The body is gzip/deflate and not decoded yet (only with defer_decoding).
+  bool body_encoded() const { return body_encoded_; }
+  // Decodes such a body, after which body() gives the decoded bytes. Returns
+  // nullopt, or the answer to send instead: 400 (invalid gzip or deflate) or
+  // 413 (past max_body_decompressed), which keep the connection, as when the
+  // server decodes. Does nothing for a body that is not encoded.
+  std::optional<Response> decode_body();
   // Peer IP, or the client from X-Forwarded-For when the peer is trusted.
   std::string_view client_address() const { return client_address_; }
   // The TLS client certificate's subject (CN, else the first subjectAltName)
@@ -91,10 +105,11 @@ class Request {
 
  private:
   friend class detail::ConnectionCore;
-  const detail::ConnectionCore *core_ = nullptr;
+  detail::ConnectionCore *core_ = nullptr;
   std::string_view method_, path_, query_, body_, client_address_, peer_identity_;
   uint64_t start_ms_ = 0;
   bool http_1_0_ = false;
+  bool body_encoded_ = false;
 };
 
 struct Response {

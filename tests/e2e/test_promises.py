@@ -251,6 +251,26 @@ class NothingKeptOn503Test(Case):
         self.check(d, peer, per_request=50, limit=200000)
         d.wait_log(r"max_disk reached")
 
+    def test_body_refused_before_it_is_decoded(self):
+        # Under overload a gzip body is refused unread: a corrupt one gets the
+        # 503, not the 400 that inflating it would give, so a refused request
+        # costs no inflating. Nor does one for a path without an input.
+        peer = EsPeer(self)
+        peer.control(unavailable_503_probability=1.0)
+        d = self.daemon(FULL.format(url=peer.url, full="max_records = 8"))
+        self.fill_until_503(d, per_request=3, limit=1000)
+        corrupt = b"\x1f\x8b\x08\x00" + b"not a deflate stream" * 4
+        gz = {"Content-Encoding": "gzip"}
+        status, body, _ = d.post("/v1/trace", corrupt, gz)
+        self.assertEqual(status, 503, body)
+        self.assertEqual(d.post("/v1/nowhere", corrupt, gz)[0], 404)
+        # With room again the same body is decoded, and refused for what it is.
+        peer.control(unavailable_503_probability=0.0)
+        wait_for(lambda: d.post("/v1/trace", corrupt, gz)[0] != 503, 60, "room in the queue",
+                 interval=0.1)
+        status, body, _ = d.post("/v1/trace", corrupt, gz)
+        self.assertEqual((status, json.loads(body)), (400, {"error": "invalid gzip body"}))
+
 
 if __name__ == "__main__":
     unittest.main()

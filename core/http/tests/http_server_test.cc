@@ -523,6 +523,48 @@ TEST(HttpServer, CorruptGzip400) {
   EXPECT_EQ(r.body, R"({"error":"invalid deflate body"})");
 }
 
+TEST(HttpServer, DeferredDecodingIsTheHandlersChoice) {
+  ServerLimits lim;
+  lim.defer_decoding = true;
+  lim.max_body_decompressed = 4096;
+  // "/refuse" answers without decoding; anything else decodes, then echoes.
+  LoopServer s(lim, [](Request &req, Responder res) {
+    Response r;
+    r.content_type = "text/plain";
+    r.body = req.body_encoded() ? "encoded:" : "plain:";
+    if (req.path() == "/refuse") {
+      r.status = 503;
+    } else if (std::optional<Response> refusal = req.decode_body()) {
+      r = std::move(*refusal);
+    } else {
+      r.body += std::string(req.body());
+    }
+    res.respond(std::move(r));
+  });
+  Client c(s.port());
+  std::string gz = compress("hello, deferred", 31);
+  ASSERT_TRUE(c.send(post("/z", gz, "Content-Encoding: gzip\r\n")));
+  EXPECT_EQ(c.read_response().body, "encoded:hello, deferred");
+  ASSERT_TRUE(c.send(post("/z", "identity")));
+  EXPECT_EQ(c.read_response().body, "plain:identity");
+  // Refused unread: a corrupt body is never looked at.
+  ASSERT_TRUE(c.send(post("/refuse", "not gzip", "Content-Encoding: gzip\r\n")));
+  auto r = c.read_response();
+  EXPECT_EQ(r.status_line, "HTTP/1.1 503 Service Unavailable");
+  EXPECT_EQ(r.body, "encoded:");
+  // Decoded on demand, the same answers as when the server decodes, on the
+  // same connection.
+  ASSERT_TRUE(c.send(post("/z", "not gzip", "Content-Encoding: gzip\r\n")));
+  r = c.read_response();
+  EXPECT_EQ(r.status_line, "HTTP/1.1 400 Bad Request");
+  EXPECT_EQ(r.body, R"({"error":"invalid gzip body"})");
+  ASSERT_TRUE(
+      c.send(post("/z", compress(std::string(5000, 'x'), 31), "Content-Encoding: gzip\r\n")));
+  r = c.read_response();
+  EXPECT_EQ(r.status_line, "HTTP/1.1 413 Content Too Large");
+  EXPECT_EQ(r.body, R"({"error":"decompressed request body too large","limit":4096})");
+}
+
 TEST(HttpServer, AsyncRespondFromTimer) {
   LoopServer *sp = nullptr;
   struct Pending {
