@@ -1,7 +1,7 @@
 // The request side of the elasticsearch output: see es_bulk.h.
 #include "es_bulk.h"
 
-#include <zlib.h>
+#include <libdeflate.h>
 
 #include <algorithm>
 #include <cctype>
@@ -367,22 +367,15 @@ std::string base64(std::string_view in) {
   return out;
 }
 
-bool gzip(std::string_view in, int level, std::string *out) {
-  z_stream zs;
-  std::memset(&zs, 0, sizeof zs);
-  // windowBits 15 + 16: a gzip header and trailer instead of zlib's.
-  if (deflateInit2(&zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return false;
-  out->resize(deflateBound(&zs, static_cast<uLong>(in.size())) + 32);
-  zs.next_in = reinterpret_cast<Bytef *>(const_cast<char *>(in.data()));
-  zs.avail_in = static_cast<uInt>(in.size());
-  zs.next_out = reinterpret_cast<Bytef *>(out->data());
-  zs.avail_out = static_cast<uInt>(out->size());
-  int rc = deflate(&zs, Z_FINISH);
-  size_t produced = zs.total_out;
-  deflateEnd(&zs);
-  if (rc != Z_STREAM_END) return false;
-  out->resize(produced);
-  return true;
+Gzipper::Gzipper(int level) : compressor_(libdeflate_alloc_compressor(level)) {}
+
+bool Gzipper::compress(std::string_view in, std::string *out) {
+  if (!compressor_) return false;
+  out->resize(libdeflate_gzip_compress_bound(compressor_.get(), in.size()));
+  size_t n =
+      libdeflate_gzip_compress(compressor_.get(), in.data(), in.size(), out->data(), out->size());
+  out->resize(n);
+  return n != 0;  // 0: no room, which the bound rules out
 }
 
 }  // namespace ingestd::es

@@ -3,7 +3,10 @@
 // URLs, Basic auth and gzip. Unit-tested without a host (tests/es_test.cc).
 #pragma once
 
+#include <libdeflate.h>
+
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -100,7 +103,20 @@ std::string region_from_url(std::string_view base_url);
 
 std::string base64(std::string_view in);
 
-// Gzip (RFC 1952) of `in` at `level` (1..9) into *out. False on a zlib error.
-bool gzip(std::string_view in, int level, std::string *out);
+// Gzip (RFC 1952) with libdeflate: whole-buffer, about three times zlib's
+// speed at level 1 for the same size. One per output instance, so the
+// compressor's state is allocated once, not per bulk body.
+class Gzipper {
+ public:
+  explicit Gzipper(int level);  // 1..9, as zlib's levels
+  // The gzip of `in` into *out (replacing it). False when out of memory.
+  bool compress(std::string_view in, std::string *out);
+
+ private:
+  struct Free {
+    void operator()(libdeflate_compressor *c) const { libdeflate_free_compressor(c); }
+  };
+  std::unique_ptr<libdeflate_compressor, Free> compressor_;
+};
 
 }  // namespace ingestd::es

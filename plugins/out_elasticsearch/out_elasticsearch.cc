@@ -203,6 +203,7 @@ struct Output final : ingestd::common::Instance {
   ingestd_aws_t *aws = nullptr;
 
   std::unique_ptr<HostPool> pool;
+  ingestd::es::Gzipper gzipper;
   std::vector<bool> health_in_flight;
   ingestd_timer_t *health_timer = nullptr;
   // Largest NDJSON body that may be sent; lowered to half a body that got 413.
@@ -401,7 +402,7 @@ void send_next(Output *o, Job *job) {
   std::string &gz = job->gz;
   gz.clear();
   if (o->opt.compress) {
-    if (ingestd::es::gzip(body, o->opt.compression_level, &gz)) {
+    if (o->gzipper.compress(body, &gz)) {
       payload = gz;
     } else {
       o->host->log(o->inst, INGESTD_LOG_WARN, "gzip failed; sending the bulk body uncompressed");
@@ -716,6 +717,7 @@ Output::Output(const ingestd_host_t *h, ingestd_instance_t *in, EsOptions option
     : Instance(h, in),
       opt(std::move(options)),
       pool(std::make_unique<HostPool>(opt.hosts.size(), opt.cooldown_ms)),
+      gzipper(opt.compression_level),
       health_in_flight(opt.hosts.size(), false) {
   slices.init(host, inst, prepare_slice, this);
   m.bulk_requests = host->counter(inst, "elasticsearch_bulk_requests_total", "Bulk requests sent");
