@@ -47,7 +47,16 @@ struct Record {
   // it is first queued; filters have run by then.
   size_t memory() const {
     if (memory_ == 0) {
-      memory_ = sizeof(Record) + root.heap_bytes() + (size() + 1 > 16 ? size() + 17 : 0) +
+      size_t heap = 0;
+      if (json_valid_ || size_valid_) {
+        heap = root.heap_bytes();
+      } else {
+        json::Value::Footprint f = root.footprint();
+        heap = f.heap;
+        size_ = f.serialized;
+        size_valid_ = true;
+      }
+      memory_ = sizeof(Record) + heap + (size() + 1 > 16 ? size() + 17 : 0) +
                 (tag.capacity() > 15 ? tag.capacity() + 17 : 0);
     }
     return memory_;

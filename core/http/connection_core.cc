@@ -576,7 +576,7 @@ void ConnectionCore::message_done() {
   if (parser_.method == HTTP_OPTIONS && span(url_) == "*") {
     Response r;
     r.status = 204;
-    r.content_type.clear();
+    r.content_type = {};
     r.headers.emplace_back("Allow", kAllow);
     send(r, false, false);
     return;

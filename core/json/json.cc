@@ -429,13 +429,19 @@ Value &Value::set(std::string_view key, Value &&v) {
     new (&o_) std::vector<Member>();
     kind_ = Kind::Object;
   }
-  std::string k = sanitize_utf8(key);
-  if (Member *m = find_member(k)) {
+  // Keys are stored sanitized, so an ASCII key is looked up as it is (the
+  // usual case: no string is built to replace a member).
+  std::string sanitized;
+  if (!is_ascii(key)) {
+    sanitized = sanitize_utf8(key);
+    key = sanitized;
+  }
+  if (Member *m = find_member(key)) {
     m->value = std::move(v);
     return m->value;
   }
   Member &m = o_.emplace_back();
-  m.key = std::move(k);
+  m.key.assign(key);
   m.value = std::move(v);
   return m.value;
 }
@@ -466,6 +472,8 @@ bool valid_path(std::string_view path) {
 }  // namespace
 
 Value *Value::find_path(std::string_view path) {
+  if (path.empty()) return nullptr;
+  if (path.find('.') == std::string_view::npos) return find(path);
   if (!valid_path(path)) return nullptr;
   Value *cur = this;
   std::string_view seg;
@@ -482,7 +490,9 @@ const Value *Value::find_path(std::string_view path) const {
 }
 
 Value *Value::set_path(std::string_view path, Value &&v) {
-  if (!valid_path(path) || kind_ != Kind::Object) return nullptr;
+  if (kind_ != Kind::Object || path.empty()) return nullptr;
+  if (path.find('.') == std::string_view::npos) return &set(path, std::move(v));
+  if (!valid_path(path)) return nullptr;
   Value *cur = this;
   std::string_view seg;
   bool last = false;
@@ -1071,6 +1081,38 @@ size_t Value::heap_bytes() const {
     default:
       return 0;
   }
+}
+
+Value::Footprint Value::footprint() const {
+  switch (kind_) {
+    case Kind::Null:
+      return {0, 4};
+    case Kind::Bool:
+      return {0, b_ ? size_t{4} : size_t{5}};
+    case Kind::Number:
+      return {string_heap(s_), s_.size()};
+    case Kind::String:
+      return {string_heap(s_), serialized_string_size(s_)};
+    case Kind::Array: {
+      Footprint f{block(a_.capacity() * sizeof(Value)), 2 + (a_.empty() ? 0 : a_.size() - 1)};
+      for (const Value &e : a_) {
+        Footprint g = e.footprint();
+        f.heap += g.heap;
+        f.serialized += g.serialized;
+      }
+      return f;
+    }
+    case Kind::Object: {
+      Footprint f{block(o_.capacity() * sizeof(Member)), 2 + (o_.empty() ? 0 : o_.size() - 1)};
+      for (const Member &m : o_) {
+        Footprint g = m.value.footprint();
+        f.heap += string_heap(m.key) + g.heap;
+        f.serialized += serialized_string_size(m.key) + 1 + g.serialized;
+      }
+      return f;
+    }
+  }
+  return {};
 }
 
 size_t serialized_size(const Value &v) {

@@ -101,6 +101,12 @@ class Value {
   // malloc's per-block overhead: what keeping it in a queue costs beyond
   // sizeof(Value). An estimate of the allocator's view, not a measurement.
   size_t heap_bytes() const;
+  // heap_bytes() and serialized_size(*this) in one walk (queue accounting
+  // needs both).
+  struct Footprint {
+    size_t heap = 0, serialized = 0;
+  };
+  Footprint footprint() const;
 
  private:
   struct Member;

@@ -2,9 +2,11 @@
 // path: a schema is a handful of fields, looked up linearly in the object.
 #include "common/schema.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <exception>
+#include <stdexcept>
 
 #include "common/text.h"
 #include "common/timestamp.h"
@@ -129,9 +131,7 @@ bool SchemaInput::finish(std::initializer_list<const char *> derived) {
 }
 
 bool SchemaInput::known(std::string_view key) const {
-  for (const Field &f : fields_)
-    if (f.name == key) return true;
-  return false;
+  return field_index(key) != SIZE_MAX;
 }
 
 int SchemaInput::reject(ingestd_reject_t *why, const char *field, const char *reason,
@@ -151,24 +151,66 @@ int SchemaInput::reject_with(ingestd_reject_t *why, const char *field, std::stri
 int SchemaInput::check(const ingestd_record_t *rec, ingestd_reject_t *why, int64_t *ts_ms) {
   const ingestd_value_t *root = host_->record_root(rec);
   int64_t received_ms = host_->record_received_ms(rec);
-  for (size_t i = 0; i < fields_.size(); ++i) {
-    numbers_[i] = 0;
-    if (check_field(fields_[i], host_->value_get(root, fields_[i].name.c_str()), why, received_ms,
-                    ts_ms, &numbers_[i]) != 0)
-      return -1;
-  }
-  if (strict_) {
-    size_t n = host_->value_size(root);
-    for (size_t i = 0; i < n; ++i) {
-      size_t len = 0;
-      const char *key = host_->value_key(root, i, &len);
-      if (key && !known(std::string_view(key, len))) {
-        field_buf_.assign(key, len);
-        return reject(why, field_buf_.c_str(), kUnknownField, RejectClass::Unknown);
-      }
+  // One pass over the record's members finds the schema's fields (keys are
+  // unique), instead of one lookup per field.
+  std::fill(found_.begin(), found_.end(), nullptr);
+  size_t unknown = SIZE_MAX;  // the first member outside the schema
+  size_t n = host_->value_size(root);
+  for (size_t i = 0; i < n; ++i) {
+    size_t len = 0;
+    const char *key = host_->value_key(root, i, &len);
+    size_t f = field_index(std::string_view(key, len));
+    if (f < fields_.size()) {
+      found_[f] = host_->value_item(root, i);
+    } else if (unknown == SIZE_MAX) {
+      unknown = i;
     }
   }
+  for (size_t i = 0; i < fields_.size(); ++i) {
+    numbers_[i] = 0;
+    if (check_field(fields_[i], found_[i], why, received_ms, ts_ms, &numbers_[i]) != 0) return -1;
+  }
+  if (strict_ && unknown != SIZE_MAX) {
+    size_t len = 0;
+    const char *key = host_->value_key(root, unknown, &len);
+    field_buf_.assign(key, len);
+    return reject(why, field_buf_.c_str(), kUnknownField, RejectClass::Unknown);
+  }
   return 0;
+}
+
+namespace {
+
+size_t key_hash(std::string_view key) {
+  if (key.empty()) return 0;
+  auto byte = [&](size_t i) { return static_cast<size_t>(static_cast<unsigned char>(key[i])); };
+  return key.size() * 31 + byte(0) * 7 + byte(key.size() - 1) * 3 + byte(key.size() / 2);
+}
+
+}  // namespace
+
+// An open-addressed table (kFieldSlots slots, at most half full) from key to
+// field: most members cost one hash and one comparison.
+size_t SchemaInput::field_index(std::string_view key) const {
+  for (size_t h = key_hash(key);; ++h) {
+    uint8_t slot = slots_[h % kFieldSlots];
+    if (slot == 0) return SIZE_MAX;
+    const std::string &name = fields_[slot - 1].name;
+    if (name.size() == key.size() && std::memcmp(name.data(), key.data(), key.size()) == 0)
+      return slot - 1;
+  }
+}
+
+size_t SchemaInput::add(Field f) {
+  if (fields_.size() >= kFieldSlots / 2) throw std::length_error("too many schema fields");
+  size_t h = key_hash(f.name);
+  while (slots_[h % kFieldSlots] != 0)
+    ++h;
+  slots_[h % kFieldSlots] = static_cast<uint8_t>(fields_.size() + 1);
+  fields_.push_back(std::move(f));
+  numbers_.push_back(0);
+  found_.push_back(nullptr);
+  return fields_.size() - 1;
 }
 
 int SchemaInput::check_field(const Field &f, const ingestd_value_t *v, ingestd_reject_t *why,

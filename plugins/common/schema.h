@@ -111,12 +111,9 @@ class SchemaInput {
             bool size_cap = false);
   // Adds device_id (required, non-empty, at most max_device_id_bytes).
   void add_device_id();
-  // Returns the field's index, for number() after a check.
-  size_t add(Field f) {
-    fields_.push_back(std::move(f));
-    numbers_.push_back(0);
-    return fields_.size() - 1;
-  }
+  // Returns the field's index, for number() after a check. At most 32
+  // fields (std::length_error beyond).
+  size_t add(Field f);
   // Names the plugin adds itself (geohash...): received_at_field must not
   // collide with them. Returns false after logging a bad configuration.
   bool finish(std::initializer_list<const char *> derived = {});
@@ -148,11 +145,15 @@ class SchemaInput {
   int check_time(const Field &f, const ingestd_value_t *v, ingestd_reject_t *why,
                  int64_t received_ms, int64_t *ts_ms);
   bool known(std::string_view key) const;
+  size_t field_index(std::string_view key) const;  // SIZE_MAX: not in the schema
 
   const ingestd_host_t *host_ = nullptr;
   ingestd_instance_t *inst_ = nullptr;
   std::vector<Field> fields_;
-  std::vector<double> numbers_;  // per field, what the last check read
+  static constexpr size_t kFieldSlots = 64;
+  uint8_t slots_[kFieldSlots] = {};             // field_index's table: field index + 1, 0 for empty
+  std::vector<double> numbers_;                 // per field, what the last check read
+  std::vector<const ingestd_value_t *> found_;  // per field, the member check found
   const Field *time_ = nullptr;
   bool strict_ = false;
   int64_t max_future_skew_ms_ = 0;

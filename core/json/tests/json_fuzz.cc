@@ -14,6 +14,8 @@ void check_round_trip(const ingestd::json::Value &v) {
   std::string once = ingestd::json::to_string(v);
   // Queue accounting uses the size without serialising: it must be exact.
   if (ingestd::json::serialized_size(v) != once.size()) std::abort();
+  ingestd::json::Value::Footprint f = v.footprint();
+  if (f.serialized != once.size() || f.heap != v.heap_bytes()) std::abort();
   ingestd::json::Value again;
   ingestd::json::ParseError err;
   // Serialization never adds nesting, so the default depth limit still holds.

@@ -310,6 +310,9 @@ TEST(JsonSerialize, SizeWithoutWritingIsExact) {
     ParseError err;
     ASSERT_TRUE(parse(t, &v, &err)) << t << ": " << err.message;
     EXPECT_EQ(serialized_size(v), to_string(v).size()) << t;
+    Value::Footprint f = v.footprint();
+    EXPECT_EQ(f.serialized, to_string(v).size()) << t;
+    EXPECT_EQ(f.heap, v.heap_bytes()) << t;
   }
 }
 
