@@ -895,7 +895,18 @@ void Parser::dedupe_members(size_t base) {
   Value::Member *m = members_.data() + base;
   std::vector<bool> drop;
   if (n <= 16) {
+    // A bit per (length, first byte) seen so far: most keys cannot repeat an
+    // earlier one, and skip the comparisons.
+    auto bit = [](const std::string &k) {
+      return uint64_t{1} << ((k.size() * 7 + (k.empty() ? 0 : static_cast<unsigned char>(k[0]))) &
+                             63);
+    };
+    uint64_t seen = bit(m[0].key);
     for (size_t i = 1; i < n; ++i) {
+      uint64_t b = bit(m[i].key);
+      bool maybe = (seen & b) != 0;
+      seen |= b;
+      if (!maybe) continue;
       for (size_t j = 0; j < i; ++j) {
         if (m[j].key == m[i].key) {
           if (drop.empty()) drop.assign(n, false);
