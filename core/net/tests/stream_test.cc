@@ -387,6 +387,10 @@ TEST_F(StreamTest, NoCallbackAfterClose) {
   ASSERT_TRUE(run_until(&loop_, [&] { return seen[3].connected == 1; }));
   d->write(std::string(100000, 'q'));
   d->close();
+  // t's handshake is usually still under way here, but on a loaded machine
+  // it may have finished while d connected: what must hold is that no
+  // callback comes after close().
+  const int t_connected = seen[2].connected;
   t->close();
   run_until(
       &loop_, [] { return false; }, 200);
@@ -396,7 +400,7 @@ TEST_F(StreamTest, NoCallbackAfterClose) {
   }
   EXPECT_EQ(seen[0].connected, 0);
   EXPECT_EQ(seen[1].connected, 0);
-  EXPECT_EQ(seen[2].connected, 0);
+  EXPECT_EQ(seen[2].connected, t_connected);
 }
 
 }  // namespace
