@@ -223,8 +223,14 @@ void HttpIngest::handle(const std::string &listener, http::Request &req,
   }
   if (source && l.rate_limit > 0 && !within_rate(l, *source, body.items.size(), responder)) return;
   int64_t now = wall_ms();
-  std::vector<RecordPtr> accepted;
+  std::vector<RecordPtr> &accepted = accepted_;
+  accepted.clear();
   accepted.reserve(body.items.size());
+  // Released when the request is handled, whichever way it returns.
+  struct Release {
+    std::vector<RecordPtr> &records;
+    ~Release() { records.clear(); }
+  } release{accepted};
   std::string rejected;
   size_t rejected_count = 0;
   auto reject = [&](size_t index, const char *field, std::string_view reason) {

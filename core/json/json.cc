@@ -543,11 +543,7 @@ bool operator==(const Value &a, const Value &b) {
 
 class Parser {
  public:
-  explicit Parser(const ParseOptions &opts) : max_depth_(opts.max_depth) {
-    // Enough for a typical record without regrowing the scratch stacks.
-    items_.reserve(16);
-    members_.reserve(32);
-  }
+  explicit Parser(const ParseOptions &opts) : max_depth_(opts.max_depth) {}
 
   bool parse(std::string_view text, Value *out, ParseError *err, const char **value_end);
 
@@ -576,18 +572,15 @@ class Parser {
   bool parse_escape(std::string *out, const char *open);
   bool parse_literal(const char *word, size_t len);
   bool parse_number(Value *out);
-  void dedupe_members(size_t base);
+  static void dedupe_members(std::vector<Value::Member> &members);
 
   size_t max_depth_;
   const char *begin_ = nullptr;
   const char *p_ = nullptr;
   const char *end_ = nullptr;
   bool failed_ = false;
+  bool top_array_ = false;  // the text is an array: its objects are the records
   ParseError error_;
-  // Scratch stacks: items of the open containers, moved into an exactly sized vector when the
-  // container closes. Kept across parse() calls on the same Parser.
-  std::vector<Value> items_;
-  std::vector<Value::Member> members_;
 };
 
 bool Parser::parse(std::string_view text, Value *out, ParseError *err, const char **value_end) {
@@ -595,10 +588,9 @@ bool Parser::parse(std::string_view text, Value *out, ParseError *err, const cha
   p_ = begin_;
   end_ = begin_ + text.size();
   failed_ = false;
-  items_.clear();
-  members_.clear();
   Value v;
   skip_ws();
+  top_array_ = p_ < end_ && *p_ == '[';
   bool ok = parse_value(&v, 0);
   if (ok) {
     if (value_end) *value_end = p_;
@@ -790,21 +782,25 @@ bool Parser::parse_escape(std::string *out, const char *open) {
   return true;
 }
 
+// Containers are parsed straight into their final vectors (a member or item
+// is never moved once parsed), reserved for what records usually hold.
+constexpr size_t kArrayItems = 4;
+constexpr size_t kBodyItems = 16;  // a body's array of records
+
 bool Parser::parse_array(Value *out, size_t depth) {
   if (depth > max_depth_) return fail(p_, "nesting deeper than " + std::to_string(max_depth_));
   ++p_;  // '['
-  size_t base = items_.size();
+  out->reset(Kind::Array);
+  std::vector<Value> &items = out->a_;
   skip_ws();
   if (p_ < end_ && *p_ == ']') {
     ++p_;
-    *out = Value::array();
     return true;
   }
+  items.reserve(depth == 1 ? kBodyItems : kArrayItems);
   for (;;) {
     skip_ws();
-    Value item;
-    if (!parse_value(&item, depth)) return false;
-    items_.push_back(std::move(item));
+    if (!parse_value(&items.emplace_back(), depth)) return false;
     skip_ws();
     if (p_ >= end_) return unexpected(p_);
     if (*p_ == ',') {
@@ -817,38 +813,42 @@ bool Parser::parse_array(Value *out, size_t depth) {
     }
     return fail(p_, "unexpected character " + describe_char(*p_) + ", expected ',' or ']'");
   }
-  out->reset(Kind::Array);
-  out->a_.reserve(items_.size() - base);
-  for (size_t i = base; i < items_.size(); ++i)
-    out->a_.push_back(std::move(items_[i]));
-  items_.resize(base);
+  // As for objects: an array kept in a record is counted by capacity. (A
+  // body's array of records is taken apart, not kept.)
+  if (depth > 1 && items.capacity() > items.size() + 4) items.shrink_to_fit();
   return true;
 }
 
 constexpr size_t kRecordSlack = 2;
 
+// Records (the objects at the top of a body or of its array) get room for
+// the members they usually hold plus the fields inputs add (a geohash,
+// received_at): adding those then moves no member.
+constexpr size_t kRecordMembers = 8;
+constexpr size_t kObjectMembers = 4;
+
 bool Parser::parse_object(Value *out, size_t depth) {
   if (depth > max_depth_) return fail(p_, "nesting deeper than " + std::to_string(max_depth_));
   ++p_;  // '{'
-  size_t base = members_.size();
+  out->reset(Kind::Object);
+  std::vector<Value::Member> &members = out->o_;
   skip_ws();
   if (p_ < end_ && *p_ == '}') {
     ++p_;
-    *out = Value::object();
     return true;
   }
+  const bool record = depth == 1 || (depth == 2 && top_array_);
+  members.reserve(record ? kRecordMembers + kRecordSlack : kObjectMembers);
   for (;;) {
     skip_ws();
     if (p_ >= end_) return unexpected(p_);
     if (*p_ != '"') {
       return fail(p_, "unexpected character " + describe_char(*p_) + ", expected a string key");
     }
-    // The member is built in place on the scratch stack. A nested object or
-    // array pushes onto that stack too (which may move it), so containers are
-    // parsed aside and moved in; scalars go straight into their slot.
-    size_t slot = members_.size();
-    members_.emplace_back();
-    if (!parse_string(&members_[slot].key)) return false;
+    // A nested container fills its own vector, never this one: the reference
+    // stays valid while the member's value is parsed.
+    Value::Member &m = members.emplace_back();
+    if (!parse_string(&m.key)) return false;
     skip_ws();
     if (p_ >= end_) return unexpected(p_);
     if (*p_ != ':') {
@@ -856,13 +856,7 @@ bool Parser::parse_object(Value *out, size_t depth) {
     }
     ++p_;
     skip_ws();
-    if (p_ < end_ && (*p_ == '{' || *p_ == '[')) {
-      Value v;
-      if (!parse_value(&v, depth)) return false;
-      members_[slot].value = std::move(v);
-    } else if (!parse_value(&members_[slot].value, depth)) {
-      return false;
-    }
+    if (!parse_value(&m.value, depth)) return false;
     skip_ws();
     if (p_ >= end_) return unexpected(p_);
     if (*p_ == ',') {
@@ -875,24 +869,26 @@ bool Parser::parse_object(Value *out, size_t depth) {
     }
     return fail(p_, "unexpected character " + describe_char(*p_) + ", expected ',' or '}'");
   }
-  dedupe_members(base);
-  out->reset(Kind::Object);
-  // Records (the objects at the top of a body or of its array) get room for
-  // the fields inputs add (a geohash, received_at): adding them then moves no
-  // member.
-  out->o_.reserve(members_.size() - base + (depth <= 2 ? kRecordSlack : 0));
-  for (size_t i = base; i < members_.size(); ++i)
-    out->o_.push_back(std::move(members_[i]));
-  members_.resize(base);
+  dedupe_members(members);
+  // Queued records are counted by capacity: a vector that grew past what it
+  // holds is cut back to size (plus a record's slack).
+  size_t want = members.size() + (record ? kRecordSlack : 0);
+  if (members.capacity() < want || members.capacity() > want + 4) {
+    std::vector<Value::Member> exact;
+    exact.reserve(want);
+    for (Value::Member &m : members)
+      exact.push_back(std::move(m));
+    members = std::move(exact);
+  }
   return true;
 }
 
-// Makes the keys of members_[base..] unique: the last value of a key replaces the first one's,
-// later duplicates are removed.
-void Parser::dedupe_members(size_t base) {
-  size_t n = members_.size() - base;
+// Makes the keys of `members` unique: the last value of a key replaces the first one's, later
+// duplicates are removed.
+void Parser::dedupe_members(std::vector<Value::Member> &members) {
+  size_t n = members.size();
   if (n < 2) return;
-  Value::Member *m = members_.data() + base;
+  Value::Member *m = members.data();
   std::vector<bool> drop;
   if (n <= 16) {
     // A bit per (length, first byte) seen so far: most keys cannot repeat an
@@ -934,13 +930,13 @@ void Parser::dedupe_members(size_t base) {
     }
   }
   if (drop.empty()) return;
-  size_t w = base;
+  size_t w = 0;
   for (size_t i = 0; i < n; ++i) {
     if (drop[i]) continue;
-    if (base + i != w) members_[w] = std::move(members_[base + i]);
+    if (i != w) members[w] = std::move(members[i]);
     ++w;
   }
-  members_.resize(w);
+  members.resize(w);
 }
 
 bool parse(std::string_view text, Value *out, ParseError *err, const ParseOptions &opts) {
