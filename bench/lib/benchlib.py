@@ -101,12 +101,35 @@ def wrk(port, path, connections, seconds, body=None, env_extra=None, threads=1, 
     if not m:
         raise RuntimeError("wrk printed no summary:\n" + out)
     r = json.loads(m.group(1))
+    h = re.search(r"WRK_HIST (\S*)", out)
+    if h:  # env WRK_HIST=1: {latency us: count}
+        r["hist"] = {int(v): int(n) for v, n in
+                     (pair.split(":") for pair in h.group(1).split(",") if pair)}
     r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
     # How busy the load generator's core was: near 1.0, wrk (not the server)
     # may be what limits req/s.
     r["wrk_busy"] = ((after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
                      / (r["duration_us"] / 1e6))
     return r
+
+
+def pooled_percentile(hists, pct):
+    """The pct percentile (us) of the requests of several runs together
+    (wrk's WRK_HIST histograms): one figure from all their requests, not a
+    median of per-run percentiles, each of which rests on few slow requests."""
+    pooled = {}
+    for h in hists:
+        for v, n in h.items():
+            pooled[v] = pooled.get(v, 0) + n
+    total = sum(pooled.values())
+    if total == 0:
+        return None
+    need, seen = pct / 100.0 * total, 0
+    for v in sorted(pooled):
+        seen += pooled[v]
+        if seen >= need:
+            return v
+    return max(pooled)
 
 
 class AcceptCounter:

@@ -30,4 +30,17 @@ function done(summary, latency, requests)
     summary.requests, summary.duration, summary.errors.status, summary.errors.connect,
     summary.errors.read, summary.errors.write, summary.errors.timeout, latency:percentile(50),
     latency:percentile(99), latency:percentile(99.9), latency.max))
+  -- WRK_HIST=1: every latency seen (us) with its count, so that runs can be
+  -- pooled (benchlib.pooled_percentile). latency(i) is the i-th distinct value.
+  if os.getenv("WRK_HIST") == "1" then
+    local parts = {}
+    local i = 1
+    while true do
+      local v, n = latency(i)
+      if n == 0 then break end
+      parts[#parts + 1] = string.format("%d:%d", v, n)
+      i = i + 1
+    end
+    io.write("WRK_HIST " .. table.concat(parts, ",") .. "\n")
+  end
 end

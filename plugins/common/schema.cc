@@ -257,6 +257,7 @@ int SchemaInput::check_time(const Field &f, const ingestd_value_t *v, ingestd_re
   const char *name = f.name.c_str();
   ingestd_value_kind_type kind = host_->value_kind(v);
   int64_t ms = 0;
+  ts_as_stamped_ = false;
   if (kind == INGESTD_VALUE_NUMBER) {
     double x = host_->value_number(v);
     if (!std::isfinite(x) || std::floor(x) != x)
@@ -266,6 +267,13 @@ int SchemaInput::check_time(const Field &f, const ingestd_value_t *v, ingestd_re
     if (x > static_cast<double>(received_ms) + static_cast<double>(max_future_skew_ms_))
       return reject(why, name, future_reason_.c_str(), RejectClass::BadTs);
     ms = static_cast<int64_t>(x);
+    // Sent as plain digits ("1764000000000"), it is already in the form
+    // stamp() would write: the record keeps it.
+    size_t len = 0;
+    const char *text = host_->value_number_text(v, &len);
+    ts_as_stamped_ = text && len > 0 && len <= 18;
+    for (size_t i = 0; ts_as_stamped_ && i < len; ++i)
+      ts_as_stamped_ = text[i] >= '0' && text[i] <= '9';
   } else if (kind == INGESTD_VALUE_STRING) {
     size_t len = 0;
     const char *s = host_->value_string(v, &len);
@@ -281,7 +289,7 @@ int SchemaInput::check_time(const Field &f, const ingestd_value_t *v, ingestd_re
 }
 
 int SchemaInput::stamp(ingestd_record_t *rec, int64_t ts_ms, ingestd_reject_t *why) {
-  if (time_ && host_->record_set_int(rec, time_->name.c_str(), ts_ms) != 0)
+  if (time_ && !ts_as_stamped_ && host_->record_set_int(rec, time_->name.c_str(), ts_ms) != 0)
     return reject(why, time_->name.c_str(), "cannot be set", RejectClass::Invalid);
   if (!received_at_field_.empty() &&
       host_->record_set_int(rec, received_at_field_.c_str(), host_->record_received_ms(rec)) != 0) {

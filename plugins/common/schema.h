@@ -155,6 +155,7 @@ class SchemaInput {
   std::vector<double> numbers_;                 // per field, what the last check read
   std::vector<const ingestd_value_t *> found_;  // per field, the member check found
   const Field *time_ = nullptr;
+  bool ts_as_stamped_ = false;  // the last check's ts was already epoch-ms digits
   bool strict_ = false;
   int64_t max_future_skew_ms_ = 0;
   size_t max_device_id_bytes_ = 0;
