@@ -31,13 +31,15 @@ function done(summary, latency, requests)
     summary.errors.read, summary.errors.write, summary.errors.timeout, latency:percentile(50),
     latency:percentile(99), latency:percentile(99.9), latency.max))
   -- WRK_HIST=1: every latency seen (us) with its count, so that runs can be
-  -- pooled (benchlib.pooled_percentile). latency(i) is the i-th distinct value.
+  -- pooled (benchlib.pooled_percentile). latency(i) is the i-th distinct
+  -- value and its count; past the last one the value is 0 (and the count
+  -- is not to be trusted).
   if os.getenv("WRK_HIST") == "1" then
     local parts = {}
     local i = 1
     while true do
       local v, n = latency(i)
-      if n == 0 then break end
+      if v == 0 or v > latency.max then break end
       parts[#parts + 1] = string.format("%d:%d", v, n)
       i = i + 1
     end
