@@ -3,8 +3,13 @@
 // point, and each added character must narrow the previous cell.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdint>
+#include <iomanip>
 #include <random>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "geohash.h"
 
@@ -13,6 +18,65 @@ namespace {
 
 bool inside(const GeohashCell &c, double lat, double lon) {
   return lat >= c.lat_min && lat <= c.lat_max && lon >= c.lon_min && lon <= c.lon_max;
+}
+
+// Niemeyer's bisection, as geohash_encode computed it before it took cells
+// and interleaved their bits: the encoder must give exactly these characters.
+std::string bisection(double lat, double lon, size_t precision) {
+  const char *base32 = "0123456789bcdefghjkmnpqrstuvwxyz";
+  double lat_lo = -90, lat_hi = 90, lon_lo = -180, lon_hi = 180;
+  std::string out;
+  bool even = true;
+  for (size_t i = 0; i < precision; ++i) {
+    unsigned ch = 0;
+    for (int b = 0; b < 5; ++b) {
+      double &lo = even ? lon_lo : lat_lo, &hi = even ? lon_hi : lat_hi;
+      double v = even ? lon : lat, mid = (lo + hi) / 2;
+      ch = ch << 1 | (v >= mid ? 1 : 0);
+      (v >= mid ? lo : hi) = mid;
+      even = !even;
+    }
+    out += base32[ch];
+  }
+  return out;
+}
+
+TEST(Geohash, SameCharactersAsBisection) {
+  std::mt19937_64 rng(20261203);
+  std::uniform_real_distribution<double> lat_d(-90, 90), lon_d(-180, 180);
+  std::vector<std::pair<double, double>> points = {
+      {0, 0},
+      {-1e-300, -1e-300},
+      {1e-300, 1e-300},
+      {-0.0, -0.0},
+      {90, 180},
+      {-90, -180},
+      {90, -180},
+      {-90, 180},
+      {std::nextafter(90.0, 0.0), std::nextafter(180.0, 0.0)},
+      {std::nextafter(-90.0, 0.0), std::nextafter(-180.0, 0.0)}};
+  for (int i = 0; i < 20000; ++i)
+    points.emplace_back(lat_d(rng), lon_d(rng));
+  // Cell edges at every level, and the doubles either side of them.
+  for (int bits = 1; bits <= 30; ++bits) {
+    for (int i = 0; i < 40; ++i) {
+      uint64_t k = rng() % (uint64_t{1} << bits);
+      double lat = -90 + 180.0 / static_cast<double>(uint64_t{1} << bits) * static_cast<double>(k);
+      double lon = -180 + 360.0 / static_cast<double>(uint64_t{1} << bits) * static_cast<double>(k);
+      for (double dl : {-1.0, 0.0, 1.0}) {
+        double a = dl == 0 ? lat : std::nextafter(lat, dl * HUGE_VAL);
+        double o = dl == 0 ? lon : std::nextafter(lon, dl * HUGE_VAL);
+        points.emplace_back(a, o);
+        points.emplace_back(a, lon_d(rng));
+        points.emplace_back(lat_d(rng), o);
+      }
+    }
+  }
+  for (auto [lat, lon] : points) {
+    for (size_t p = 1; p <= kMaxGeohashPrecision; ++p)
+      ASSERT_EQ(geohash_encode(lat, lon, p), bisection(lat, lon, p))
+          << std::setprecision(17) << lat << "," << lon << " precision " << p;
+  }
 }
 
 TEST(Geohash, PublishedValues) {
