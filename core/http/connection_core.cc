@@ -588,7 +588,6 @@ void ConnectionCore::message_done() {
 std::optional<Response> ConnectionCore::decode_body() {
   auto r = inflater_.inflate(encoding_, body_, config_.limits.max_body_decompressed, inflated_);
   if (r == Inflater::Result::kTooLarge) {
-    if (config_.limits.api_gateway_answers) return api_gateway_answer(Refusal::kTooLarge);
     return error_response(413, "decompressed request body too large",
                           config_.limits.max_body_decompressed);
   }
@@ -663,7 +662,9 @@ void ConnectionCore::send(const Response &r, bool force_close, bool linger) {
   if (io_.io_write(out_, true) < 0) close_now();
 }
 
-Response ConnectionCore::error_response(int status, std::string_view message, size_t limit) {
+Response ConnectionCore::error_response(int status, std::string_view message, size_t limit) const {
+  if (status == 413 && config_.limits.api_gateway_answers)
+    return api_gateway_answer(Refusal::kTooLarge);
   Response r;
   r.status = status;
   r.body.reserve(64 + message.size());
@@ -680,10 +681,6 @@ Response ConnectionCore::error_response(int status, std::string_view message, si
 
 void ConnectionCore::send_error(int status, std::string_view message, size_t limit, bool close) {
   if (request_line_done_ && !headers_complete_) materialize_request();
-  if (status == 413 && config_.limits.api_gateway_answers) {
-    send(api_gateway_answer(Refusal::kTooLarge), close, close);
-    return;
-  }
   // An answer sent before the body was read ends the connection, after a
   // lingering close so the client reads it rather than a reset.
   send(error_response(status, message, limit), close, close);

@@ -128,7 +128,9 @@ class ConnectionCore {
   std::string_view span(Span s) const { return std::string_view(head_).substr(s.off, s.len); }
   void send(const Response &r, bool force_close, bool linger);
   void send_error(int status, std::string_view message, size_t limit = 0, bool close = true);
-  static Response error_response(int status, std::string_view message, size_t limit);
+  // {"error": message, "limit": limit (unless 0)}; a 413 in API Gateway's
+  // words on a listener that answers as it does.
+  Response error_response(int status, std::string_view message, size_t limit) const;
   void finish_request();
   void wait_for_quiet();
   void abandon_request();

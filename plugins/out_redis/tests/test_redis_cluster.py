@@ -79,6 +79,16 @@ class ClusterTestCase(unittest.TestCase):
     def metric(self, name, **labels):
         return self.d.metric(name, output="pos", **labels) or 0
 
+    def start_sender(self, sender, stop, flowing):
+        """Runs sender on a thread (stop, an Event, is set when the test ends)
+        and returns it once `flowing` records went out."""
+        t = threading.Thread(target=sender, daemon=True)
+        t.start()
+        self.addCleanup(stop.set)
+        wait_for(lambda: self.metric("ingestd_output_records_total") >= flowing, 30,
+                 "records flowing before the reshard")
+        return t
+
     def wait_hashes(self, expected, timeout=60):
         """Every key of `expected` (key -> {field: value}) holds at least
         those fields with those values, read through the cluster."""
@@ -325,11 +335,7 @@ class SharedClusterTest(ClusterTestCase):
                 # ~5000 records/s: enough for hundreds of ASK, and few
                 # enough to read every one back.
                 stop.wait(0.02)
-        t = threading.Thread(target=sender, daemon=True)
-        t.start()
-        self.addCleanup(stop.set)
-        wait_for(lambda: self.metric("ingestd_output_records_total") >= 2000, 30,
-                 "records flowing before the reshard")
+        t = self.start_sender(sender, stop, flowing=2000)
         self.cluster.reshard(a, c, 3000)
         self.cluster.reshard(c, b, 3000)
         n = self.metric("ingestd_output_records_total")
@@ -396,11 +402,7 @@ class IfNewerReshardTest(ClusterTestCase):
                     if r["ts"] > newest.get(r["device_id"], (0,))[0]:
                         newest[r["device_id"]] = (r["ts"], json.dumps(r["lat"]))
                 stop.wait(0.01)
-        t = threading.Thread(target=sender, daemon=True)
-        t.start()
-        self.addCleanup(stop.set)
-        wait_for(lambda: self.metric("ingestd_output_records_total") >= 1000, 30,
-                 "records flowing before the reshard")
+        t = self.start_sender(sender, stop, flowing=1000)
         # redis-cli stops with "Target key exists" if a script wrote a key
         # on the importing node while the migrating one still held it (the
         # script did not declare that key, so Redis could not answer TRYAGAIN).
